@@ -5,17 +5,17 @@
 # %% auto #0
 __all__ = ['sinkhorn', 'transport_cost', 'entropy']
 
-# %% ../nbs/01_sinkhorn.ipynb #82cd8bf7
+# %% ../nbs/01_sinkhorn.ipynb #dfac131d
 import math
 import torch
 from torch import Tensor
 
-# %% ../nbs/01_sinkhorn.ipynb #ad2451c9
+# %% ../nbs/01_sinkhorn.ipynb #9858bded
 def _compute_dtype(dtype):
     "float32 at least: half-precision inputs are solved in float32; float64 stays float64."
     return torch.float64 if dtype == torch.float64 else torch.float32
 
-# %% ../nbs/01_sinkhorn.ipynb #d82fbc51
+# %% ../nbs/01_sinkhorn.ipynb #965f8f54
 def _marginal(w, mask, shape, dtype, name, validate, device):
     "The weights (...,n) of one side: `w` if given, else uniform over the points `mask` keeps."
     side = 'rows' if name == 'a' else 'columns'
@@ -28,7 +28,7 @@ def _marginal(w, mask, shape, dtype, name, validate, device):
         n = mask.sum(-1, keepdim=True)
         if validate and bool((n == 0).any()): raise ValueError(f"mask_{name} masks out all {side} of some problem; every problem needs at least one real point")
         return mask.to(dtype) / n.to(dtype)
-    try: w = w.to(device=device, dtype=dtype).expand(shape)
+    try: w = w.to(device=device, dtype=dtype).expand(shape).contiguous()
     except RuntimeError: raise ValueError(f"{name} has shape {tuple(w.shape)} but the cost has {shape[-1]} {side} and batch shape {tuple(shape[:-1])}; expected {tuple(shape)} (or broadcastable to it)") from None
     if validate:
         if not bool(torch.isfinite(w).all()): raise ValueError(f"{name} contains NaN or inf")
@@ -38,7 +38,7 @@ def _marginal(w, mask, shape, dtype, name, validate, device):
         if mask is not None and bool((w * ~mask).any()): raise ValueError(f"{name} puts mass on points that mask_{name} marks as padding")
     return w if mask is None else w * mask
 
-# %% ../nbs/01_sinkhorn.ipynb #57aa1e8d
+# %% ../nbs/01_sinkhorn.ipynb #90cd2a3c
 def _cost_stats(cost, mask_a, mask_b):
     "Fill padded entries with the problem's smallest real cost; return the cost and its per-problem min and max."
     if mask_a is not None or mask_b is not None:
@@ -51,28 +51,30 @@ def _cost_stats(cost, mask_a, mask_b):
     else: cmin = cost.amin((-2, -1), keepdim=True)
     return cost, cmin, cost.amax((-2, -1), keepdim=True)
 
-# %% ../nbs/01_sinkhorn.ipynb #ed631096
+# %% ../nbs/01_sinkhorn.ipynb #fbd3f0b7
 def _row_error(row_marginal, a):
     "L1 distance of the plan's row sums from `a`, per problem."
     return (row_marginal - a).abs().sum(-1)
 
-# %% ../nbs/01_sinkhorn.ipynb #d8ee86d8
-class _Freezer:
-    "Which problems still iterate: a problem that meets `tol` at a check keeps that state (tol=0: never stop)."
+# %% ../nbs/01_sinkhorn.ipynb #55e5012c
+class _Retirer:
+    "Per-problem stopping: a problem under `tol` at a check is retired with the state it had then (tol=0: never stop)."
     def __init__(self, shape, tol, check_every, device):
-        self.k = check_every
-        self.tol = tol
+        self.k, self.tol, self.saved = check_every, tol, None
         self.active = torch.ones(shape, dtype=torch.bool, device=device) if tol > 0 else None
     def checks(self, it): return self.active is not None and (it + 1) % self.k == 0
-    def update(self, err):
-        "Retire the problems whose error is below tol; False when none is left (one host sync)."
-        self.active = self.active & (err >= self.tol)
+    def update(self, err, *state):
+        "Retire the problems whose error is under tol and save their state; False when none is left (one host sync)."
+        done = self.active & (err < self.tol)
+        self.saved = state if self.saved is None else tuple(torch.where(done[..., None], s, o) for s, o in zip(state, self.saved))
+        self.active = self.active & ~done
         return bool(self.active.any())
-    def keep(self, new, old):
-        "`new` for the problems still iterating, `old` for the retired ones."
-        return new if self.active is None else torch.where(self.active[..., None], new, old)
+    def final(self, *state):
+        "The state to return: as saved for the retired problems, as it is for the others."
+        if self.saved is None: return state
+        return tuple(torch.where(self.active[..., None], s, o) for s, o in zip(state, self.saved))
 
-# %% ../nbs/01_sinkhorn.ipynb #5e989376
+# %% ../nbs/01_sinkhorn.ipynb #d2d181e0
 def _matvec(K, v):
     "K v per problem: (...,n,m) x (...,m) -> (...,n), as a row vector times K transposed (a view)."
     return (v[..., None, :] @ K.mT)[..., 0, :]
@@ -81,36 +83,38 @@ def _vecmat(u, K):
     "u' K per problem: (...,n) x (...,n,m) -> (...,m)."
     return (u[..., None, :] @ K)[..., 0, :]
 
-# %% ../nbs/01_sinkhorn.ipynb #3946cd81
-def _solve_log(C, a, b, eps, n_iters, frz):
+# %% ../nbs/01_sinkhorn.ipynb #edf3716c
+def _solve_log(C, a, b, eps, n_iters, ret):
     "Sinkhorn on the scaled potentials F = f/eps, G = g/eps with logsumexp: stable for any eps."
     Ce, la, lb = C / eps, a.log(), b.log()                                    # log 0 = -inf on padding
     G = torch.where(b > 0, 0., -math.inf).to(C.dtype)                          # start from v = 1 on real columns
     F = la - torch.logsumexp(G[..., None, :] - Ce, -1)
     for it in range(n_iters):
-        G = frz.keep(lb - torch.logsumexp(F[..., :, None] - Ce, -2), G)      # columns now exact
+        G = lb - torch.logsumexp(F[..., :, None] - Ce, -2)                    # columns now exact
         rl = torch.logsumexp(G[..., None, :] - Ce, -1)                        # row sums are exp(F + rl)
-        if frz.checks(it) and not frz.update(_row_error((F + rl).exp(), a)): break
-        F = frz.keep(la - rl, F)
+        if ret.checks(it) and not ret.update(_row_error((F + rl).exp(), a), F, G): break
+        F = la - rl
+    F, G = ret.final(F, G)
     ok = ~(F.isnan().any() | G.isnan().any() | (F == math.inf).any() | (G == math.inf).any())
     return (F[..., :, None] + G[..., None, :] - Ce).exp(), it + 1, ok
 
-# %% ../nbs/01_sinkhorn.ipynb #a0897d02
-def _solve_kernel(C, cmin, a, b, eps, n_iters, frz):
+# %% ../nbs/01_sinkhorn.ipynb #5c0c9aa0
+def _solve_kernel(C, cmin, a, b, eps, n_iters, ret):
     "Scaling iterations u = a/(Kv), v = b/(K^T u) on the shifted kernel K = exp(-(C - min C)/eps) <= 1."
     K = (C - cmin.detach()).div_(-eps).exp_()                                 # (...,n,m), in [exp(-spread), 1]
     v = (b > 0).to(C.dtype)                                                   # start from v = 1 on real columns
     u = a / _matvec(K, v)
     for it in range(n_iters):
-        v = frz.keep(b / _vecmat(u, K), v)                                    # columns now exact
+        v = b / _vecmat(u, K)                                                 # columns now exact
         Kv = _matvec(K, v)                                                    # row sums are u * Kv
-        if frz.checks(it) and not frz.update(_row_error(u * Kv, a)): break
-        u = frz.keep(a / Kv, u)
+        if ret.checks(it) and not ret.update(_row_error(u * Kv, a), u, v): break
+        u = a / Kv
+    u, v = ret.final(u, v)
     ok = torch.isfinite(u).all() & torch.isfinite(v).all()                  # then T = u K v is finite too
     if torch.is_grad_enabled(): return u[..., :, None] * K * v[..., None, :], it + 1, ok
     return K.mul_(u[..., :, None]).mul_(v[..., None, :]), it + 1, ok         # no graph: reuse K's memory
 
-# %% ../nbs/01_sinkhorn.ipynb #de606a04
+# %% ../nbs/01_sinkhorn.ipynb #fe1c04eb
 _METHODS = ('auto', 'log', 'kernel', 'authors')
 _MAX_SPREAD = {torch.float32: 32., torch.float64: 300.}   # largest (max C - min C)/eps the kernel method takes
 
@@ -157,9 +161,9 @@ def sinkhorn(
         if method == 'auto': method = 'kernel' if spread <= _MAX_SPREAD[dtype] else 'log'
         if method == 'authors': T, it, ok = _solve_authors(C, a, b, eps, n_iters, tol, group_dims, check_every)
         else:
-            frz = _Freezer(C.shape[:-2], tol, check_every, C.device)
-            T, it, ok = (_solve_kernel(C, cmin, a, b, eps, n_iters, frz) if method == 'kernel'
-                     else _solve_log(C, a, b, eps, n_iters, frz))
+            ret = _Retirer(C.shape[:-2], tol, check_every, C.device)
+            T, it, ok = (_solve_kernel(C, cmin, a, b, eps, n_iters, ret) if method == 'kernel'
+                         else _solve_log(C, a, b, eps, n_iters, ret))
         if not bool(ok):
             raise FloatingPointError(f"the {method!r} Sinkhorn produced NaN/inf (eps={eps} too small for this method?); use method='log'")
     if grad == 'detach': T = T.detach()
@@ -167,7 +171,7 @@ def sinkhorn(
     err = _row_error(T.sum(-1), a) + _row_error(T.sum(-2), b)
     return T, dict(method=method, n_iters=it, err=err.detach())
 
-# %% ../nbs/01_sinkhorn.ipynb #accd2cfb
+# %% ../nbs/01_sinkhorn.ipynb #889bc879
 def _solve_authors(C, a, b, eps, n_iters, thresh, group_dims, check_every):
     "The authors' algorithm (REFERENCE 1.8): scaling iterations from r = c = 1; a group stops when mean|dr| < thresh."
     K = (-C / eps).exp()
@@ -188,7 +192,7 @@ def _solve_authors(C, a, b, eps, n_iters, thresh, group_dims, check_every):
         if (it + 1) % check_every == 0 and not bool(active.any()): break
     return r[..., :, None] * K * c[..., None, :], it + 1, torch.isfinite(r).all() & torch.isfinite(c).all()
 
-# %% ../nbs/01_sinkhorn.ipynb #70561337
+# %% ../nbs/01_sinkhorn.ipynb #f69b5725
 def transport_cost(T:Tensor, C:Tensor)->Tensor:
     "<T, C> per problem: (...,n,m) x (...,n,m) -> (...)."
     return (T.flatten(-2)[..., None, :] @ C.flatten(-2)[..., :, None])[..., 0, 0]   # a batched dot product: no temporary
