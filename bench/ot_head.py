@@ -70,10 +70,10 @@ def authors_head(img, txt, mask, lengths):
 def pot_head(img, txt, mask, lengths, tol, method):
     "POT's batched solver on the same problems, grouped by length the way align_nb groups them (so only the solver differs)."
     import ot
-    from align_nb.hot import token_similarity, _class_chunks
+    from align_nb.hot import token_similarity, length_buckets
     K = txt.shape[0]
     out = torch.empty(B, K, M, N, device=img.device, dtype=img.dtype)
-    for ks in _class_chunks(lengths, B * M * N * J, 2**25):
+    for ks in length_buckets(lengths, B * M * N * J, 2**25):
         Lc = max(lengths[k] for k in ks)
         ids = torch.tensor(ks, device=img.device)
         C = 1 - token_similarity(img, txt[ids, :, :Lc])                                     # (B,k,M,N,J,Lc)
