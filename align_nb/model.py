@@ -5,18 +5,18 @@
 # %% auto #0
 __all__ = ['PRESETS', 'PromptConfig', 'preset', 'ClassFeatures', 'ImageSide', 'PromptCLIP', 'build_model']
 
-# %% ../nbs/05_model.ipynb #fb9a0202
+# %% ../nbs/05_model.ipynb #2e3e8e01
 import math, warnings
 from dataclasses import dataclass, asdict, replace, fields
 from typing import NamedTuple
 import torch
 from torch import nn, Tensor
-from .hot import align_logits
+from .hot import align_logits, length_buckets
 from .clip import load_clip, clip_dims, encode_image, encode_text, embed_text, tokenize
 from .prompts import TextPrompts, VisualPrompts, _clean_classnames
 from fastcore.basics import patch
 
-# %% ../nbs/05_model.ipynb #85e86dd8
+# %% ../nbs/05_model.ipynb #b92027ac
 @dataclass(frozen=True)
 class PromptConfig:
     "One configuration of the framework: prompts on each side and the OT head."
@@ -43,8 +43,13 @@ class PromptConfig:
     tol:float|None=None          # Sinkhorn tolerance (None: the solver's default)
     max_entries:int=2**25        # memory budget of the token-level OT, cost entries per class chunk
     tau:float|None=None          # temperature; None: CLIP's own, 1/logit_scale.exp() (0.01 for pretrained CLIP)
+    # cost only, never results:
+    text_buckets:bool=True       # run the text tower on buckets of class prompts of similar length
+    text_tokens:int=2**16        # most tokens per text-tower call (bounds memory in inference)
+    checkpoint_text:bool=False   # recompute the text tower's activations in backward: memory for compute
+    compile:bool=False           # torch.compile the image tower
 
-# %% ../nbs/05_model.ipynb #4c94c9d7
+# %% ../nbs/05_model.ipynb #9eba9c1b
 _NO_VIS = dict(n_vis=1, n_ctx_vis=0, depth_vis=0, coupling='none')
 PRESETS = {
     'zeroshot':      PromptConfig(text='template', n_text=1, n_ctx_text=0, depth_text=0, init=None, beta=0., **_NO_VIS),
@@ -60,7 +65,7 @@ PRESETS = {
     'align_authors': PromptConfig(init_style='authors', token_set='authors', mode='authors', solver='authors'),
 }
 
-# %% ../nbs/05_model.ipynb #89c86abf
+# %% ../nbs/05_model.ipynb #c7e2738a
 def preset(name:str='align', **changes)->PromptConfig:
     "The named preset, with `changes` applied."
     if name not in PRESETS: raise ValueError(f"Unknown preset {name!r}; choose one of {list(PRESETS)}")
@@ -68,7 +73,7 @@ def preset(name:str='align', **changes)->PromptConfig:
     if bad := set(changes) - known: raise ValueError(f"Unknown PromptConfig field(s) {sorted(bad)}; fields are {sorted(known)}")
     return replace(PRESETS[name], **changes)
 
-# %% ../nbs/05_model.ipynb #22cfe30e
+# %% ../nbs/05_model.ipynb #e2707ba2
 class ClassFeatures(NamedTuple):
     "The classes as the text tower sees them: h (K,N,d), token sets (K,N,L,d) and their mask (K,N,L)."
     h: Tensor
@@ -86,7 +91,7 @@ def _clamp_depth(cfg, dims):
     if changes: warnings.warn(f"this CLIP has {dims.layers_t} text and {dims.layers_v} vision layers; prompt depth capped: {changes}")
     return replace(cfg, **changes)
 
-# %% ../nbs/05_model.ipynb #87c7bd4a
+# %% ../nbs/05_model.ipynb #4750a997
 class PromptCLIP(nn.Module):
     "A frozen open_clip CLIP with textual and visual prompts and ALIGN's OT head."
     def __init__(self,
@@ -107,6 +112,8 @@ class PromptCLIP(nn.Module):
         self.visual = (VisualPrompts(clip, cfg.n_vis, cfg.n_ctx_vis, cfg.depth_vis, cfg.coupling, text=self.text)
                        if cfg.coupling != 'none' else None)
         self.classnames, self._cache = [], None
+        if cfg.checkpoint_text: clip.transformer.grad_checkpointing = True     # read by the text tower's block loop
+        self._image_fn = torch.compile(encode_image) if cfg.compile else encode_image
         if classnames is not None: self.set_classes(classnames)
 
     def train(self, mode:bool=True):
@@ -122,7 +129,7 @@ class PromptCLIP(nn.Module):
 
     def extra_repr(self): return f"K={len(self.classnames)}, learnable={sum(p.numel() for p in self.parameters() if p.requires_grad):,}"
 
-# %% ../nbs/05_model.ipynb #9f7364cb
+# %% ../nbs/05_model.ipynb #d6352c30
 def _template_features(clip, template, classnames):
     "Encode a fixed template for every class, once: h (K,1,d), tokens (K,1,L,d), mask (K,1,L)."
     ids, eot = tokenize([template.format(c) for c in _clean_classnames(classnames)])
@@ -143,15 +150,25 @@ def set_classes(self:PromptCLIP, classnames:list)->PromptCLIP:
     self._cache = None
     return self
 
-# %% ../nbs/05_model.ipynb #ae8e0a37
+# %% ../nbs/05_model.ipynb #dc16d49d
 @patch
 def _encode_classes(self:PromptCLIP)->ClassFeatures:
-    "Run the text tower on all K*N prompted sequences (row k*N+n) and shape the result per class."
+    "Run the text tower on all K*N prompted sequences (row k*N+n), in length buckets, and shape the result per class."
     if self.text is None: return self._fixed
-    f = encode_text(self.clip, *self.text())                                               # h (S,d), tokens (S,T',d)
-    K, N, (S, T, d) = len(self.classnames), self.cfg.n_text, f.tokens.shape
+    embeds, eot, deep = self.text()                                                        # (S,T',d_t), (S,), [(S,b,d_t)]
+    S, T = embeds.shape[:2]
+    lengths = (eot + 1).tolist()
+    buckets = length_buckets(lengths, 1, self.cfg.text_tokens) if self.cfg.text_buckets else [list(range(S))]
+    hs, toks = [], []
+    for idx in buckets:
+        ix = torch.tensor(idx, device=eot.device)
+        f = encode_text(self.clip, embeds[ix], eot[ix], [p[ix] for p in deep])            # truncated to the bucket
+        hs.append(f.h); toks.append(torch.nn.functional.pad(f.tokens, (0, 0, 0, T - f.tokens.shape[1])))
+    back = torch.argsort(torch.tensor(sum(buckets, []), device=eot.device))                # original order
+    h, tokens = torch.cat(hs)[back], torch.cat(toks)[back]                                 # (S,d), (S,T',d)
+    K, N, d = len(self.classnames), self.cfg.n_text, h.shape[-1]
     mask = self.text.token_mask(self.cfg.token_set)                                        # (S,T')
-    return ClassFeatures(f.h.view(K, N, d), f.tokens.view(K, N, T, d), mask.view(K, N, T))
+    return ClassFeatures(h.view(K, N, d), tokens.view(K, N, T, d), mask.view(K, N, T))
 
 @patch
 def class_features(self:PromptCLIP)->ClassFeatures:
@@ -164,18 +181,18 @@ def class_features(self:PromptCLIP)->ClassFeatures:
         with torch.no_grad(): self._cache = (key, self._encode_classes())
     return self._cache[1]
 
-# %% ../nbs/05_model.ipynb #63b058d6
+# %% ../nbs/05_model.ipynb #f13584db
 @patch
 def encode_images(self:PromptCLIP, images:Tensor)->ImageSide:
     "Run the image tower once per visual prompt group: z (B,M,d) and token sets (B,M,J,d)."
     prompts = None
     if self.visual is not None:
         prompts = self.visual(self.text.layer_prompts if self.cfg.coupling == 'projected' else None)
-    f = encode_image(self.clip, images, prompts)
+    f = self._image_fn(self.clip, images, prompts)
     if self.cfg.visual_support == 'patches': return ImageSide(f.tokens[:, 0], f.tokens)   # PLOT: z (B,O,d)
     return ImageSide(f.z, f.tokens)
 
-# %% ../nbs/05_model.ipynb #93f7262d
+# %% ../nbs/05_model.ipynb #6a423637
 @patch
 def head(self:PromptCLIP, img:ImageSide, cls:ClassFeatures, return_plans:bool=False)->Tensor:
     "Logits (B,K) from the two sides' features: ALIGN's hierarchical OT (`align_logits`) with this model's settings."
@@ -194,7 +211,7 @@ def forward(self:PromptCLIP, images:Tensor)->Tensor:
         img, cls = self.encode_images(images), self.class_features()
     return self.head(img, cls)
 
-# %% ../nbs/05_model.ipynb #36db555e
+# %% ../nbs/05_model.ipynb #7fb38474
 @patch
 def prompt_state_dict(self:PromptCLIP)->dict:
     "The learnable tensors, by name (copies)."
@@ -216,7 +233,7 @@ def n_learnable(self:PromptCLIP)->int:
     "The number of learnable parameters."
     return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-# %% ../nbs/05_model.ipynb #435d789e
+# %% ../nbs/05_model.ipynb #66c918ae
 def build_model(
     cfg:PromptConfig|str='align',   # a config or a preset name
     clip:str|nn.Module='ViT-B-16',  # an open_clip model name, or a loaded CLIP
