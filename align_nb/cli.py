@@ -6,23 +6,27 @@
 __all__ = ['OFFLINE_DEFAULT', 'align_nb_main', 'align_nb_fewshot', 'align_nb_base2new', 'align_nb_crossdataset', 'align_nb_dg',
            'align_nb_eval']
 
-# %% ../nbs/09_cli.ipynb #5eb6fc91
+# %% ../nbs/09_cli.ipynb #aab1de2e
 import json, time, warnings
 from dataclasses import replace
 from pathlib import Path
 import torch
 from fastcore.script import call_parse
-from .train import TrainConfig, evaluate, load_run, load_checkpoint, CKPT
+from .train import TrainConfig, evaluate, load_run, load_checkpoint, CKPT, setup_distributed, is_main
 from .data import build_dataset
 from .protocols import (ClipSpec, make_clip, transforms_for, recipe, run, few_shot, base_to_new, cross_dataset,
                                 domain_generalisation, CROSS_DATASET_TARGETS, DG_TARGETS)
 
-# %% ../nbs/09_cli.ipynb #ce5244a6
+# %% ../nbs/09_cli.ipynb #facb9d9d
 OFFLINE_DEFAULT = dict(epochs=50, lr=0.0035, crop_scale=(1.0, 1.0))   # the main job's recipe (see above)
 
 def _device(device:str|None)->str:
-    "The device to use: as given, else CUDA when there is one."
-    return device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    "The device to use: as given, else CUDA when there is one; under torchrun, this process's GPU."
+    return setup_distributed(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+
+def _say(*args):
+    "Print once, on the main process."
+    if is_main(): print(*args)
 
 def _clip_spec(model:str, pretrained:str|None, clip_seed:int)->ClipSpec:
     "A ClipSpec from command-line strings ('none' means random weights)."
@@ -38,7 +42,7 @@ def _train_changes(epochs, lr, batch_size, num_workers)->dict:
     "TrainConfig fields given on the command line."
     return {k: v for k, v in dict(epochs=epochs, lr=lr, batch_size=batch_size, num_workers=num_workers).items() if v is not None}
 
-# %% ../nbs/09_cli.ipynb #1caab862
+# %% ../nbs/09_cli.ipynb #e7a2a07c
 @call_parse
 def align_nb_main(
     dataset:str='fashion_mnist',    # dataset: fashion_mnist, dtd, eurosat, imagenet, ... (align_nb.data.DATASETS)
@@ -71,19 +75,19 @@ def align_nb_main(
     cfg = replace(cfg, seed=seed, **_train_changes(epochs, lr, batch_size, num_workers))
     scale = (crop_scale, 1.0) if crop_scale is not None else (OFFLINE_DEFAULT['crop_scale'] if offline_default else (0.08, 1.0))
     out = out or f"runs/{dataset}-{preset}-{shots}shot-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    print(f"align_nb: {preset} on {dataset}, {shots} shots, seed {seed}; CLIP {model} ({clip.pretrained or 'random weights'}); "
+    _say(f"align_nb: {preset} on {dataset}, {shots} shots, seed {seed}; CLIP {model} ({clip.pretrained or 'random weights'}); "
           f"{cfg.epochs} epochs, lr {cfg.lr}, batch {cfg.batch_size}; run folder {out}")
     with warnings.catch_warnings(record=True) as notes:
         warnings.simplefilter('always')
         res = run(dataset, root, preset, clip, shots, seed, 'all', cfg, changes, zero_shot=True, out_dir=out, resume=resume,
                   overwrite=overwrite, crop_scale=scale, n_test=n_test, device=_device(device), quiet=quiet)
-    for msg in dict.fromkeys(str(n.message) for n in notes): print(f"note: {msg}")
+    for msg in dict.fromkeys(str(n.message) for n in notes): _say(f"note: {msg}")
     acc = res['test'][f'{dataset}/all']
-    print(f"zero-shot accuracy: {res.get('zero_shot', float('nan')):.2f}%")
-    print(f"trained accuracy:   {acc:.2f}%  ({res['n_classes']} classes, {res['n_train']} training images)")
-    print(f"time: {time.time() - t0:.0f} s  (results in {Path(out) / 'results.json'})")
+    _say(f"zero-shot accuracy: {res.get('zero_shot', float('nan')):.2f}%")
+    _say(f"trained accuracy:   {acc:.2f}%  ({res['n_classes']} classes, {res['n_train']} training images)")
+    _say(f"time: {time.time() - t0:.0f} s  (results in {Path(out) / 'results.json'})")
 
-# %% ../nbs/09_cli.ipynb #9a2368c7
+# %% ../nbs/09_cli.ipynb #8faaaff8
 @call_parse
 def align_nb_fewshot(
     dataset:str,                  # dataset (align_nb.data.DATASETS)
@@ -102,7 +106,7 @@ def align_nb_fewshot(
     "Few-shot protocol: accuracy per shot count, mean and std over seeds, beside the paper's."
     rows = few_shot(dataset, root, _ints(shots), _ints(seeds), preset, _clip_spec(model, pretrained, clip_seed), hparams, out,
                     resume, _train_changes(epochs, lr, batch_size, num_workers), device=_device(device), quiet=quiet)
-    print((Path(out) / dataset / 'fewshot.md').read_text())
+    _say((Path(out) / dataset / 'fewshot.md').read_text())
 
 @call_parse
 def align_nb_base2new(
@@ -118,7 +122,7 @@ def align_nb_base2new(
     "Base-to-new protocol: train on the base classes, test on base and new; Base, New and H beside the paper's."
     base_to_new(dataset, root, _ints(seeds), preset, _clip_spec(model, pretrained, clip_seed), hparams, out, resume,
                 _train_changes(epochs, lr, batch_size, num_workers), device=_device(device), quiet=quiet)
-    print((Path(out) / dataset / 'base2new.md').read_text())
+    _say((Path(out) / dataset / 'base2new.md').read_text())
 
 @call_parse
 def align_nb_crossdataset(
@@ -133,7 +137,7 @@ def align_nb_crossdataset(
     "Cross-dataset transfer: train on ImageNet, test on the 10 other datasets, beside the paper's."
     cross_dataset(root, tuple(targets.split(',')), source, _ints(seeds), preset, _clip_spec(model, pretrained, clip_seed), hparams,
                   out, resume, _train_changes(epochs, lr, batch_size, num_workers), shots, device=_device(device), quiet=quiet)
-    print((Path(out) / 'crossdataset.md').read_text())
+    _say((Path(out) / 'crossdataset.md').read_text())
 
 @call_parse
 def align_nb_dg(
@@ -149,7 +153,7 @@ def align_nb_dg(
     domain_generalisation(root, tuple(targets.split(',')), source, _ints(seeds), preset, _clip_spec(model, pretrained, clip_seed),
                           hparams, out, resume, _train_changes(epochs, lr, batch_size, num_workers), shots,
                           device=_device(device), quiet=quiet)
-    print((Path(out) / 'dg.md').read_text())
+    _say((Path(out) / 'dg.md').read_text())
 
 @call_parse
 def align_nb_eval(
@@ -168,4 +172,4 @@ def align_nb_eval(
     ds = build_dataset(dataset, root, num_shots=0, subsample=subsample, cache=False, **({'n_test': n_test} if n_test else {}))
     model.set_classes(ds.classnames)
     res = evaluate(model, ds.torch_dataset('test', transforms_for(clip)[1]), batch_size, _device(device), num_workers, quiet)
-    print(f"{dataset}/{subsample}: {res['acc']:.2f}% top-1, {res['mean_per_class']:.2f}% mean per class, {res['n']} images")
+    _say(f"{dataset}/{subsample}: {res['acc']:.2f}% top-1, {res['mean_per_class']:.2f}% mean per class, {res['n']} images")

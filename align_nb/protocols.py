@@ -7,7 +7,7 @@ __all__ = ['HPARAMS', 'PROTOCOLS', 'PAPER_BASE2NEW', 'PAPER_CROSS_DATASET', 'PAP
            'CROSS_DATASET_TARGETS', 'DG_TARGETS', 'recipe', 'ClipSpec', 'make_clip', 'transforms_for', 'run',
            'paper_backbone', 'write_table', 'few_shot', 'base_to_new', 'cross_dataset', 'domain_generalisation']
 
-# %% ../nbs/08_protocols.ipynb #d412ed23
+# %% ../nbs/08_protocols.ipynb #e338c62a
 import csv, json, math, statistics, time
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
@@ -15,9 +15,9 @@ import torch
 from .clip import load_clip, tiny_clip
 from .model import PromptCLIP, preset as model_preset
 from .data import build_dataset, train_transform, test_transform
-from .train import TrainConfig, fit, evaluate, load_checkpoint, CKPT, RESULTS
+from .train import TrainConfig, fit, evaluate, load_checkpoint, is_main, CKPT, RESULTS
 
-# %% ../nbs/08_protocols.ipynb #bfb7fcef
+# %% ../nbs/08_protocols.ipynb #3f1fecdb
 HPARAMS = {
     'paper': {
         'base2new': dict(lr=0.0035, epochs=8),
@@ -51,7 +51,7 @@ def recipe(
         h['epochs'] = h['epochs'][shots]
     return replace(TrainConfig(**h), **changes), model
 
-# %% ../nbs/08_protocols.ipynb #86fb826c
+# %% ../nbs/08_protocols.ipynb #ae81b3ac
 @dataclass(frozen=True)
 class ClipSpec:
     "Which frozen CLIP: an open_clip model name and its weights (tag, file, or None: random from `seed`)."
@@ -75,7 +75,7 @@ def transforms_for(clip, crop_scale=(0.08, 1.0)):
     size, mean, std = cfg['size'][0] if isinstance(cfg['size'], (tuple, list)) else cfg['size'], cfg['mean'], cfg['std']
     return train_transform(size, mean, std, scale=tuple(crop_scale)), test_transform(size, mean, std)
 
-# %% ../nbs/08_protocols.ipynb #724d17ac
+# %% ../nbs/08_protocols.ipynb #a8073b43
 def run(
     dataset:str='fashion_mnist',  # training dataset (a key of align_nb.data.DATASETS)
     root:str|None=None,           # folder holding the datasets (Dassl's DATASET.ROOT)
@@ -118,10 +118,10 @@ def run(
         model.set_classes(target.classnames)
         res['test'][f'{name}/{sub}'] = evaluate(model, target.torch_dataset('test', test_tf), train.test_batch_size, device, quiet=quiet)['acc']
     res['time'] = time.time() - t0
-    (out / RESULTS).write_text(json.dumps(res, indent=1))
+    if is_main(): (out / RESULTS).write_text(json.dumps(res, indent=1))      # under torchrun, process 0 writes
     return res
 
-# %% ../nbs/08_protocols.ipynb #0805fc3a
+# %% ../nbs/08_protocols.ipynb #b614f33c
 PAPER_BASE2NEW = {'CLIP': {'average': (69.34, 74.22, 71.69),
           'imagenet': (72.34, 68.14, 70.21),
           'caltech101': (96.84, 94.0, 95.39),
@@ -322,21 +322,22 @@ def paper_backbone(clip:ClipSpec)->bool:
 def write_table(rows:list, path, title:str='')->str:
     "Write rows (dicts with the same keys) as `path`.md and `path`.csv; return the Markdown."
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     keys = list(rows[0])
     fmt = lambda v: f"{v:.2f}" if isinstance(v, float) else ('' if v is None else str(v))
     md = ([f"## {title}", ""] if title else []) + ['| ' + ' | '.join(keys) + ' |', '|' + '---|' * len(keys)]
     md += ['| ' + ' | '.join(fmt(r.get(k)) for k in keys) + ' |' for r in rows]
-    path.with_suffix('.md').write_text('\n'.join(md) + '\n')
-    with open(path.with_suffix('.csv'), 'w', newline='') as f:
-        w = csv.DictWriter(f, keys); w.writeheader(); w.writerows(rows)
+    if is_main():                                                   # under torchrun, one process writes
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix('.md').write_text('\n'.join(md) + '\n')
+        with open(path.with_suffix('.csv'), 'w', newline='') as f:
+            w = csv.DictWriter(f, keys); w.writeheader(); w.writerows(rows)
     return '\n'.join(md)
 
 def _mean_std(xs):
     "Mean and standard deviation (0 for one value)."
     return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.)
 
-# %% ../nbs/08_protocols.ipynb #dabf42bc
+# %% ../nbs/08_protocols.ipynb #25fb58cd
 def few_shot(
     dataset:str,                 # the dataset
     root:str|None=None,          # the datasets folder
@@ -362,7 +363,7 @@ def few_shot(
     write_table(rows, Path(out_dir) / dataset / 'fewshot', f'Few-shot, {dataset}, {preset}, {hparams} hyper-parameters')
     return rows
 
-# %% ../nbs/08_protocols.ipynb #f3d519bf
+# %% ../nbs/08_protocols.ipynb #2cfed7c3
 def base_to_new(
     dataset:str, root:str|None=None, seeds:tuple=(1, 2, 3), preset:str='align', clip:ClipSpec=ClipSpec(),
     hparams:str='paper', out_dir='runs/base2new', resume:bool=False, train_changes:dict|None=None,
@@ -384,7 +385,7 @@ def base_to_new(
     write_table(rows, Path(out_dir) / dataset / 'base2new', f'Base-to-new, {dataset}, {preset}, {hparams} hyper-parameters')
     return rows
 
-# %% ../nbs/08_protocols.ipynb #5fccac4f
+# %% ../nbs/08_protocols.ipynb #ac6f4acf
 CROSS_DATASET_TARGETS = ('caltech101', 'oxford_pets', 'stanford_cars', 'oxford_flowers', 'food101', 'fgvc_aircraft',
                          'sun397', 'dtd', 'eurosat', 'ucf101')
 DG_TARGETS = ('imagenetv2', 'imagenet_sketch', 'imagenet_a', 'imagenet_r')
@@ -406,7 +407,7 @@ def _transfer(protocol, paper_table, root, targets, source, seeds, preset, clip,
     write_table(rows, Path(out_dir) / protocol, f'{title} from {source}, {preset}, {hparams} hyper-parameters')
     return rows
 
-# %% ../nbs/08_protocols.ipynb #3fe7f89a
+# %% ../nbs/08_protocols.ipynb #0e6befbc
 def cross_dataset(
     root:str|None=None, targets:tuple=CROSS_DATASET_TARGETS, source:str='imagenet', seeds:tuple=(1, 2, 3),
     preset:str='align', clip:ClipSpec=ClipSpec(), hparams:str='paper', out_dir='runs/crossdataset', resume:bool=False,
