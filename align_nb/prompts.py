@@ -5,15 +5,15 @@
 # %% auto #0
 __all__ = ['TextPrompts', 'TextInputs', 'VisualPrompts']
 
-# %% ../nbs/04_prompts.ipynb #ad0aaea1
-import copy
+# %% ../nbs/04_prompts.ipynb #c4c36c23
+import copy, warnings
 import torch
 from torch import Tensor, nn
 from typing import NamedTuple
 from fastcore.basics import patch
 from .clip import tokenize, embed_text, clip_dims
 
-# %% ../nbs/04_prompts.ipynb #1323ca4a
+# %% ../nbs/04_prompts.ipynb #9920999a
 def _group_inits(init, init_style, n_groups):
     "The init string (or None for random) of each of the N groups."
     if init_style == 'authors':
@@ -26,7 +26,7 @@ def _group_inits(init, init_style, n_groups):
         raise ValueError(f"init must be a string, None, or a list of {n_groups} strings or Nones (one per group), got {init!r}")
     return init
 
-# %% ../nbs/04_prompts.ipynb #26b108c5
+# %% ../nbs/04_prompts.ipynb #6d3ff470
 def _init_group(model, init, n_ctx, std, tokenizer):
     "One group's starting context (b,d_t), its prefix text and its number of fixed words."
     if init is None:
@@ -38,7 +38,7 @@ def _init_group(model, init, n_ctx, std, tokenizer):
     ctx = embed_text(model, ids)[0, 1:1 + n_ctx].detach().clone()
     return ctx, ' '.join(init.split()), n_tokens - n_ctx
 
-# %% ../nbs/04_prompts.ipynb #fc126715
+# %% ../nbs/04_prompts.ipynb #1f21a30f
 class TextPrompts(nn.Module):
     "N groups of b learnable context vectors for CLIP's text tower, with deep prompts for layers 1..depth-1."
     def __init__(self,
@@ -71,17 +71,18 @@ class TextPrompts(nn.Module):
         return [self.ctx, *self.deep]
     def extra_repr(self): return f"N={self.n_groups}, b={self.n_ctx}, depth={self.depth}, d_t={self.width}, K={self.n_classes}"
 
-# %% ../nbs/04_prompts.ipynb #f3c12411
+# %% ../nbs/04_prompts.ipynb #f1f95fdf
 def _clean_classnames(classnames):
-    "Class names with `_` read as spaces; raise on an empty list, empty names or duplicates."
+    "Class names with `_` read as spaces; raise on an empty list or empty names, warn on duplicates."
     if isinstance(classnames, str) or not len(classnames): raise ValueError("classnames must be a non-empty list of strings")
     names = [' '.join(str(c).replace('_', ' ').split()) for c in classnames]
     if '' in names: raise ValueError(f"empty class name at index {names.index('')}")
     dups = sorted({c for c in names if names.count(c) > 1})
-    if dups: raise ValueError(f"duplicate class names (after '_' -> ' '): {dups}")
+    if dups: warnings.warn(f"duplicate class names (after '_' -> ' '): {dups}; their classes get identical prompts "
+                           "and cannot be told apart (ImageNet's CLIP names have two such pairs, as in CoOp and MaPLe)")
     return names
 
-# %% ../nbs/04_prompts.ipynb #7c7ef0ef
+# %% ../nbs/04_prompts.ipynb #fdc99922
 @patch
 def setup(self:TextPrompts,
     model:nn.Module,       # the CLIP whose word embeddings fill the buffers
@@ -90,9 +91,8 @@ def setup(self:TextPrompts,
     "Build the K·N token sequences (row k·N+n), their EOT positions and frozen embeddings; parameters are untouched."
     names = _clean_classnames(classnames)
     ids, eot = tokenize([f"{prefix} {c}." for c in names for prefix in self.prefixes], self.tokenizer)  # (S,T), (S,)
-    period = tokenize('.', self.tokenizer).ids[0, 1]
-    cut = (ids[torch.arange(len(ids)), eot - 1] != period).nonzero()[:, 0]
-    if len(cut): raise ValueError(f"class name {names[int(cut[0]) // self.n_groups]!r} does not fit the text context (or ends in punctuation that merges with the final '.')")
+    cut = (eot == ids.shape[1] - 1).nonzero()[:, 0]                                        # EOT forced at the end
+    if len(cut): raise ValueError(f"class name {names[int(cut[0]) // self.n_groups]!r} does not fit the text context of {ids.shape[1]} tokens")
     T = int(eot.max()) + 1
     device = self.ctx.device
     self.ids, self.eot = ids[:, :T].to(device), eot.to(device)
@@ -100,14 +100,14 @@ def setup(self:TextPrompts,
     self.classnames = names
     return self
 
-# %% ../nbs/04_prompts.ipynb #40155512
+# %% ../nbs/04_prompts.ipynb #1d10d100
 class TextInputs(NamedTuple):
     "What `encode_text` takes: embeds (S,T',d_t) with the context in place, eot (S,), deep prompts (S,b,d_t) per layer 1.."
     embeds: Tensor
     eot: Tensor
     deep: list[Tensor]
 
-# %% ../nbs/04_prompts.ipynb #b1798e49
+# %% ../nbs/04_prompts.ipynb #8e2fb507
 @patch
 def forward(self:TextPrompts)->TextInputs:
     "The text tower's inputs: token embeddings with each group's context at positions 1..b, EOTs, deep prompts."
@@ -117,7 +117,7 @@ def forward(self:TextPrompts)->TextInputs:
     embeds = torch.cat([self.token_embeds[:, :1], ctx, self.token_embeds[:, 1 + b:]], 1)  # (S,T',d_t)
     return TextInputs(embeds, self.eot, [p.repeat(K, 1, 1) for p in self.deep])
 
-# %% ../nbs/04_prompts.ipynb #4d6c9b39
+# %% ../nbs/04_prompts.ipynb #ee3358e8
 @patch
 def token_mask(self:TextPrompts,
     mode:str='paper', # 'paper' (context + class tokens), 'authors' (0..e_k-2 from group 0's EOT) or 'valid' (0..eot)
@@ -133,10 +133,12 @@ def token_mask(self:TextPrompts,
         return (pos <= e0[:, None] - 2) & valid
     if mode == 'paper':
         start = 1 + b + torch.tensor(self.n_fixed, device=eot.device).repeat(K)             # first class token, (S,)
-        return ((pos >= 1) & (pos <= b)) | ((pos >= start[:, None]) & (pos < eot[:, None] - 1))
+        period = tokenize('.', self.tokenizer).ids[0, 1].to(eot.device)
+        end = eot - (self.ids.gather(1, (eot - 1)[:, None])[:, 0] == period).long()        # past the class tokens
+        return ((pos >= 1) & (pos <= b)) | ((pos >= start[:, None]) & (pos < end[:, None]))
     raise ValueError(f"Unknown token-set mode {mode!r}; use 'paper', 'authors' or 'valid'")
 
-# %% ../nbs/04_prompts.ipynb #4545fb9c
+# %% ../nbs/04_prompts.ipynb #1c8d901f
 _COUPLINGS = ('projected', 'independent', 'none')
 
 def _check_coupling(coupling, text, n_groups, n_ctx, depth):
@@ -147,7 +149,7 @@ def _check_coupling(coupling, text, n_groups, n_ctx, depth):
     for what, mine, theirs in [('M (n_groups)', n_groups, text.n_groups), ('b (n_ctx)', n_ctx, text.n_ctx), ('depth', depth, text.depth)]:
         if mine != theirs: raise ValueError(f"coupling='projected' pairs visual and textual prompts, so {what} must equal the text's: got {mine} vs {theirs}. Use coupling='independent' for unpaired prompts.")
 
-# %% ../nbs/04_prompts.ipynb #928cae49
+# %% ../nbs/04_prompts.ipynb #b8dc5022
 class VisualPrompts(nn.Module):
     "M groups of b visual prompt tokens per layer 0..depth-1: projected from the textual prompts, independent, or none."
     def __init__(self,
@@ -175,7 +177,7 @@ class VisualPrompts(nn.Module):
 
     def extra_repr(self): return f"coupling={self.coupling}, M={self.n_groups}, b={self.n_ctx}, depth={self.depth}, d_v={self.width}"
 
-# %% ../nbs/04_prompts.ipynb #bc14e663
+# %% ../nbs/04_prompts.ipynb #649c98a6
 @patch
 def forward(self:VisualPrompts,
     text_prompts:list[Tensor]|None=None, # per layer 0..depth-1 the (N,b,d_t) textual prompts (`TextPrompts.layer_prompts`); read only when projected
