@@ -21,6 +21,8 @@ The error column is the largest |d - d_ref| over all (b,k,m,n), where d_ref is a
 """
 import argparse, json, math, os, statistics, subprocess, sys, time
 import torch
+sys.path.insert(0, os.path.dirname(__file__))
+from common import authors_sinkhorn, rss_kb, sync
 
 B, M, N, J, D, EPS = 4, 4, 4, 198, 512, 0.1
 
@@ -41,19 +43,7 @@ def make_inputs(K, device='cpu', dtype=torch.float32, seed=0):
     txt = txt * mask[..., None]
     return img.to(device, dtype), txt.to(device, dtype), mask.to(device), lengths.tolist()
 
-# ---- the authors' algorithm (REFERENCE 1.8 and 1.9), written from the description ----
-def authors_sinkhorn(K, u, v, max_iter=100, thresh=1e-2):
-    r, c = torch.ones_like(u), torch.ones_like(v)
-    for _ in range(max_iter):
-        r0 = r
-        r = u / torch.matmul(K, c.unsqueeze(-1)).squeeze(-1)
-        c = v / torch.matmul(K.permute(0, 2, 1).contiguous(), r.unsqueeze(-1)).squeeze(-1)
-        err = (r - r0).abs().mean()
-        if err.item() < thresh: break
-    T = torch.matmul(r.unsqueeze(-1), c.unsqueeze(-2)) * K
-    if torch.isnan(T).any(): return None
-    return T
-
+# ---- the authors' algorithm (REFERENCE 1.8 and 1.9): their Sinkhorn is in common.py ----
 def authors_head(img, txt, mask, lengths):
     out = torch.empty(B, len(lengths), M, N, device=img.device, dtype=img.dtype)
     for b in range(B):
@@ -94,13 +84,6 @@ METHODS = {
     'POT solve_batch (log)': lambda i, t, m, l, tol: pot_head(i, t, m, l, tol, 'log_sinkhorn'),
     'POT solve_batch (scaling)': lambda i, t, m, l, tol: pot_head(i, t, m, l, tol, 'sinkhorn'),
 }
-
-def sync(device):
-    if device.startswith('cuda'): torch.cuda.synchronize()
-
-def rss_kb(field):
-    for line in open('/proc/self/status'):
-        if line.startswith(field): return int(line.split()[1])
 
 def run_one(method, K, device, tol, repeats):
     "Time one method at one K in this process; print a JSON line."
