@@ -11,9 +11,9 @@ __all__ = ['CLIP_MEAN', 'CLIP_STD', 'COOP_DATASETS_MD', 'LAYOUTS', 'CALTECH101_I
            'subsample_classes', 'Layout', 'layout_help', 'dataset_paths', 'make_fake_dataset', 'read_zhou_dataset',
            'read_fgvc_aircraft', 'read_classnames_txt', 'read_class_folders', 'read_imagenet', 'read_imagenet_variant',
            'read_image_folder', 'read_idx', 'write_idx', 'fashion_mnist_arrays', 'balanced_first', 'ArrayImages',
-           'read_fashion_mnist', 'build_dataset']
+           'read_fashion_mnist', 'check_image_files', 'build_dataset']
 
-# %% ../nbs/06_data.ipynb #d5f190e8
+# %% ../nbs/06_data.ipynb #8e1b559c
 import gzip, json, math, os, pickle, random, warnings
 from dataclasses import dataclass, replace
 from functools import partial
@@ -24,7 +24,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
-# %% ../nbs/06_data.ipynb #d44241e5
+# %% ../nbs/06_data.ipynb #2a8e5223
 @dataclass(frozen=True)
 class Datum:
     "One labelled image, with the fields of Dassl's `Datum`."
@@ -33,12 +33,12 @@ class Datum:
     classname: str  # class name as the dataset's source writes it ('_' kept)
     domain: int = 0 # Dassl's domain index (0 for every dataset here)
 
-# %% ../nbs/06_data.ipynb #fd239598
+# %% ../nbs/06_data.ipynb #b3dd21fc
 def prompt_name(classname:str) -> str:
     "The class name CoOp/MaPLe/ALIGN put in the prompt: `_` becomes a space."
     return classname.replace('_', ' ')
 
-# %% ../nbs/06_data.ipynb #949cd120
+# %% ../nbs/06_data.ipynb #aa002590
 def label_names(items:list) -> dict:
     "Label -> class name over `items`, checking that the labels are 0..K-1 with one name each."
     names = {}
@@ -50,7 +50,7 @@ def label_names(items:list) -> dict:
     if missing: raise ValueError(f"labels must be 0..K-1 with every class present; missing labels {missing[:10]}")
     return dict(sorted(names.items()))
 
-# %% ../nbs/06_data.ipynb #a13ec4c5
+# %% ../nbs/06_data.ipynb #2861bfdb
 def open_rgb(d:Datum) -> Image.Image:
     "Open the image file `d.impath` as an RGB PIL image."
     with Image.open(d.impath) as im: return im.convert('RGB')
@@ -68,7 +68,7 @@ class ImageDataset(Dataset):
         img = self.loader(d)
         return (self.transform(img) if self.transform else img), d.label
 
-# %% ../nbs/06_data.ipynb #8de88049
+# %% ../nbs/06_data.ipynb #0e275859
 @dataclass(repr=False)
 class DatasetSplits:
     "Train, val and test lists of `Datum` with their class names: Dassl's `DatasetBase`."
@@ -92,7 +92,7 @@ class DatasetSplits:
         items = {'train': self.train_x, 'val': self.val, 'test': self.test}[split]
         return ImageDataset(items, transform, self.loader)
 
-# %% ../nbs/06_data.ipynb #7840acde
+# %% ../nbs/06_data.ipynb #970345d2
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -111,7 +111,7 @@ def test_transform(size:int=224,          # output side in pixels
     return T.Compose([T.Resize(size, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size),
                       T.ToTensor(), T.Normalize(mean, std)])
 
-# %% ../nbs/06_data.ipynb #7e6c81ad
+# %% ../nbs/06_data.ipynb #c31b33b5
 def set_random_seed(seed:int):
     "Seed Python's `random`, numpy and torch (CPU and all GPUs), as Dassl's `set_random_seed` does."
     random.seed(seed)
@@ -125,7 +125,7 @@ def split_by_label(items:list) -> dict:
     for d in items: groups.setdefault(d.label, []).append(d)
     return groups
 
-# %% ../nbs/06_data.ipynb #7fb4e363
+# %% ../nbs/06_data.ipynb #1eba78b7
 def generate_fewshot_dataset(items:list,               # the `Datum`s to sample from
                              num_shots:int,            # S, images per class; < 1 keeps everything
                              repeat:bool=False,        # classes with fewer than S: draw S with replacement (old Dassl)
@@ -151,7 +151,7 @@ def sample_fewshot(ds:DatasetSplits,   # the full dataset
     val = ds.val if ds.val_is_test else generate_fewshot_dataset(ds.val, min(num_shots, 4), repeat, rng)
     return replace(ds, train_x=train, val=val)
 
-# %% ../nbs/06_data.ipynb #8d62a0c5
+# %% ../nbs/06_data.ipynb #5730353d
 class _DasslDatum:
     "Stand-in for `dassl.data.datasets.base_dataset.Datum` while unpickling: holds `_impath`, `_label`, ..."
 
@@ -168,7 +168,7 @@ def reroot(impath:str, image_dir:str, marker:str) -> str:
     if i < 0: raise ValueError(f"{impath!r} has no '{marker}/' folder: this file belongs to another dataset")
     return os.path.join(image_dir, p[i + len(marker) + 2:])
 
-# %% ../nbs/06_data.ipynb #08ffb62a
+# %% ../nbs/06_data.ipynb #e354ef2d
 def load_dassl_pickle(path:str,       # a Dassl `shot_*.pkl` or ImageNet's `preprocessed.pkl`
                       image_dir:str,  # our image folder for this dataset
                       marker:str):    # the image folder's path under root, e.g. 'dtd/images'
@@ -187,7 +187,7 @@ def write_split_json(path:str, splits:dict, image_dir:str):
     out = {k: [[os.path.relpath(d.impath, image_dir), d.label, d.classname] for d in v] for k, v in splits.items()}
     with open(path, 'w') as f: json.dump(out, f)
 
-# %% ../nbs/06_data.ipynb #1b3df1a5
+# %% ../nbs/06_data.ipynb #db649cd4
 def fewshot_with_cache(ds:DatasetSplits,     # the full dataset
                        num_shots:int,        # S
                        seed:int,             # the protocol's seed
@@ -207,14 +207,21 @@ def fewshot_with_cache(ds:DatasetSplits,     # the full dataset
             write_split_json(stem + '.json', {'train': fs.train_x, **({} if ds.val_is_test else {'val': fs.val})}, ds.image_dir)
         except OSError as e: warnings.warn(f"could not save the few-shot split in {cache_dir}: {e}")
         return fs
-    return replace(ds, train_x=cached['train'], val=ds.val if ds.val_is_test else cached['val'])
+    names = {d.label: d.classname for d in ds.train_x}               # the dataset's names win (renames, edits)
+    have = {d.label for d in cached['train']}
+    if have != set(names):
+        raise ValueError(f"the cached few-shot split {stem}.* does not match the dataset: it has labels "
+                         f"{sorted(have - set(names))[:5]} that the dataset lacks and lacks {sorted(set(names) - have)[:5]}; "
+                         "it was drawn from other data: delete it to draw again")
+    def named(items): return [replace(d, classname=names[d.label]) for d in items]
+    return replace(ds, train_x=named(cached['train']), val=ds.val if ds.val_is_test else named(cached['val']))
 
-# %% ../nbs/06_data.ipynb #f1d697d2
+# %% ../nbs/06_data.ipynb #472b87cd
 def check_subsample(subsample:str):
     "Raise a ValueError unless `subsample` is 'all', 'base' or 'new'."
     if subsample not in ('all', 'base', 'new'): raise ValueError(f"subsample must be 'all', 'base' or 'new', not {subsample!r}")
 
-# %% ../nbs/06_data.ipynb #2719ae83
+# %% ../nbs/06_data.ipynb #5d260e37
 def subsample_classes(ds:DatasetSplits,    # the dataset (after the few-shot draw)
                       subsample:str='all'): # 'all', 'base' (first ceil(n/2) sorted labels) or 'new' (the rest)
     "CoOp's base/new split: keep base or new classes, relabelled 0.., in train, val and test alike."
@@ -226,7 +233,7 @@ def subsample_classes(ds:DatasetSplits,    # the dataset (after the few-shot dra
     def keep(items): return [replace(d, label=relabel[d.label]) for d in items if d.label in relabel]
     return replace(ds, train_x=keep(ds.train_x), val=keep(ds.val), test=keep(ds.test))
 
-# %% ../nbs/06_data.ipynb #4e825264
+# %% ../nbs/06_data.ipynb #06186cd9
 COOP_DATASETS_MD = 'https://github.com/KaiyangZhou/CoOp/blob/main/DATASETS.md'
 
 @dataclass(frozen=True)
@@ -258,7 +265,7 @@ LAYOUTS = {
     'imagenet_r': Layout('imagenet-rendition', 'imagenet-r', ('classnames.txt',)),
 }
 
-# %% ../nbs/06_data.ipynb #bb9031f8
+# %% ../nbs/06_data.ipynb #26daea5f
 CALTECH101_IGNORED = ('BACKGROUND_Google', 'Faces_easy')
 RENAMES = {
     'caltech101': {'airplanes': 'airplane', 'Faces': 'face', 'Leopards': 'leopard', 'Motorbikes': 'motorbike'},
@@ -268,7 +275,7 @@ RENAMES = {
                 'SeaLake': 'Sea or Lake'},
 }
 
-# %% ../nbs/06_data.ipynb #c0ef80a3
+# %% ../nbs/06_data.ipynb #08bea099
 def _note(file):
     "Where a required file comes from."
     if file.startswith('split_zhou'): return 'the split file linked in DATASETS.md'
@@ -299,7 +306,7 @@ def dataset_paths(root:str, name:str) -> tuple:
     if missing: raise FileNotFoundError(f"{name}: not found: {', '.join(missing)}\n" + layout_help(root, name))
     return base, image_dir
 
-# %% ../nbs/06_data.ipynb #a4b99a8d
+# %% ../nbs/06_data.ipynb #4a2bead4
 _FAKE_NAMES = {
     'caltech101': ['airplanes', 'Faces', 'Leopards', 'Motorbikes', 'accordion', 'anchor', 'ant', 'barrel'],
     'oxford_pets': ['Abyssinian', 'american_bulldog', 'Bengal', 'beagle', 'Persian', 'pug', 'Siamese', 'shiba_inu'],
@@ -316,7 +323,7 @@ _FAKE_NAMES = {
     'image_folder': ['cat', 'dog', 'tabby_cat', 'fire_truck', 'tulip', 'violin'],
 }
 
-# %% ../nbs/06_data.ipynb #4a7d9b85
+# %% ../nbs/06_data.ipynb #13687fbc
 def _fake_names(name, n):
     "n class names in the style of dataset `name`: real names first, then numbered copies."
     names = _FAKE_NAMES['imagenet' if name.startswith('imagenet') else name]
@@ -327,7 +334,7 @@ def _fake_names(name, n):
         return f'{wnid}{i} {cname} {i}'
     return [names[k] if k < len(names) else copy(k) for k in range(n)]
 
-# %% ../nbs/06_data.ipynb #24f4b5d1
+# %% ../nbs/06_data.ipynb #e7743b51
 def _fake_image(k, n_classes, size, rng, grey=False) -> np.ndarray:
     "A (size,size,3) uint8 image whose colour gives class k (or (size,size) grey levels)."
     if grey: colour = np.array([30 + 200 * k / max(n_classes - 1, 1)])
@@ -345,7 +352,7 @@ def _save(path, k, n_classes, size, rng):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     Image.fromarray(_fake_image(k, n_classes, size, rng)).save(path)
 
-# %% ../nbs/06_data.ipynb #c85490b3
+# %% ../nbs/06_data.ipynb #4da9d5fc
 def _sun_name(path): return ' '.join(path.split('/')[1:][::-1])   # 'b/bakery/shop' -> 'shop bakery'
 
 _ZHOU_PLACES = {   # name -> f(class folder or name, k, i, split) -> (path under the image folder, class name in the json)
@@ -380,7 +387,7 @@ def _fake_zhou(root, name, n_classes, n_per_class, size, rng):
         with open(os.path.join(root, L.folder, 'cat_to_name.json'), 'w') as f:
             json.dump({str(k + 1): c for k, c in enumerate(_fake_names(name, n_classes))}, f)
 
-# %% ../nbs/06_data.ipynb #9521eee3
+# %% ../nbs/06_data.ipynb #cc2039c9
 def _fake_fgvc(root, name, n_classes, n_per_class, size, rng):
     base = os.path.join(root, LAYOUTS[name].folder)
     variants = _fake_names(name, n_classes)
@@ -430,7 +437,7 @@ def _fake_fashion_mnist(root, name, n_classes, n_per_class, size, rng):
         write_idx(os.path.join(folder, f'{stem}-images-idx3-ubyte.gz'), images)
         write_idx(os.path.join(folder, f'{stem}-labels-idx1-ubyte.gz'), labels)
 
-# %% ../nbs/06_data.ipynb #e62bff16
+# %% ../nbs/06_data.ipynb #50107f40
 def make_fake_dataset(root:str,            # where to write; pass the same `root` to `build_dataset`
                       name:str,            # a registry name, e.g. 'dtd', 'imagenet_a', 'image_folder', 'fashion_mnist'
                       n_classes:int=4,     # classes (Fashion-MNIST: at most 10; ImageNet-A/R list twice as many)
@@ -447,7 +454,7 @@ def make_fake_dataset(root:str,            # where to write; pass the same `root
     writer(root, name, n_classes, n_per_class, size, np.random.default_rng(seed))
     return root
 
-# %% ../nbs/06_data.ipynb #719c65dc
+# %% ../nbs/06_data.ipynb #77a1b511
 def read_zhou_dataset(root:str,   # the folder holding the dataset's folder
                       name:str):  # registry name, e.g. 'dtd'
     "Read a dataset split by CoOp's released `split_zhou_*.json`."
@@ -457,7 +464,7 @@ def read_zhou_dataset(root:str,   # the folder holding the dataset's folder
     def renamed(items): return [replace(d, classname=rename.get(d.classname, d.classname)) for d in items]
     return DatasetSplits(*(renamed(split[s]) for s in ('train', 'val', 'test')), name=name, image_dir=image_dir)
 
-# %% ../nbs/06_data.ipynb #e2188521
+# %% ../nbs/06_data.ipynb #d161114f
 def read_fgvc_aircraft(root:str, name:str='fgvc_aircraft'):
     "Read FGVC-Aircraft from its official variant lists, as CoOp's `fgvc_aircraft.py`."
     base, image_dir = dataset_paths(root, name)
@@ -470,7 +477,7 @@ def read_fgvc_aircraft(root:str, name:str='fgvc_aircraft'):
         return [Datum(os.path.join(image_dir, i + '.jpg'), label[v], v) for i, v in rows]
     return DatasetSplits(read('train'), read('val'), read('test'), name=name, image_dir=image_dir)
 
-# %% ../nbs/06_data.ipynb #aa5f52bc
+# %% ../nbs/06_data.ipynb #8ecba1de
 def read_classnames_txt(path:str) -> dict:
     "CoOp's `classnames.txt`: `<folder> <class name>` per line, as an ordered dict folder -> name."
     with open(path) as f: pairs = [l.strip().partition(' ')[::2] for l in f if l.strip()]
@@ -485,7 +492,7 @@ def read_class_folders(image_dir:str,   # folder holding one folder per class
     return [Datum(os.path.join(image_dir, f, im), y, names[y]) for y, f in enumerate(folders)
             for im in sorted(os.listdir(os.path.join(image_dir, f))) if not im.startswith('.')]
 
-# %% ../nbs/06_data.ipynb #a880ed9b
+# %% ../nbs/06_data.ipynb #b7ac8b37
 def _names_for(folders, cnames, where):
     unknown = [f for f in folders if f not in cnames]
     if unknown: raise ValueError(f"class folders {unknown[:5]} in {where} are not in classnames.txt")
@@ -506,7 +513,7 @@ def read_imagenet(root:str, name:str='imagenet'):
     train, test = (read_class_folders(os.path.join(image_dir, s), folders, names) for s in ('train', 'val'))
     return DatasetSplits(train, [], test, name=name, image_dir=image_dir, val_is_test=True)
 
-# %% ../nbs/06_data.ipynb #6d430eff
+# %% ../nbs/06_data.ipynb #2cfc7788
 def read_imagenet_variant(root:str,   # the folder holding the variant's folder
                           name:str):  # 'imagenetv2', 'imagenet_sketch', 'imagenet_a' or 'imagenet_r'
     "Read a test-only ImageNet variant; A and R keep only their own class folders (200-way)."
@@ -519,7 +526,7 @@ def read_imagenet_variant(root:str,   # the folder holding the variant's folder
                                         f"(one folder per label 0..{len(folders) - 1}, in classnames.txt order)")
     return DatasetSplits([], [], read_class_folders(image_dir, folders, names), name=name, image_dir=image_dir)
 
-# %% ../nbs/06_data.ipynb #ba834b56
+# %% ../nbs/06_data.ipynb #ea1f479c
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff')
 
 def _image_folder_help(root):
@@ -542,7 +549,7 @@ def read_image_folder(root:str, name:str='image_folder'):
                 for f in sorted(os.listdir(os.path.join(folder, c))) if f.lower().endswith(IMAGE_EXTENSIONS)]
     return DatasetSplits(read('train'), read('val'), read('test'), name=name, image_dir=root)
 
-# %% ../nbs/06_data.ipynb #ccd84aa8
+# %% ../nbs/06_data.ipynb #6ef1fe03
 def read_idx(path:str) -> np.ndarray:
     "Read an IDX file (MNIST's format) of unsigned bytes, gzipped or not."
     with (gzip.open if path.endswith('.gz') else open)(path, 'rb') as f: data = f.read()
@@ -557,7 +564,7 @@ def write_idx(path:str, array:np.ndarray):
     header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, '>u4').tobytes()
     with (gzip.open if path.endswith('.gz') else open)(path, 'wb') as f: f.write(header + array.tobytes())
 
-# %% ../nbs/06_data.ipynb #3eba9355
+# %% ../nbs/06_data.ipynb #c900a92d
 FASHION_MNIST_DIRS = ('/usr/share/datasets/fashion-mnist',)   # Debian's dataset-fashion-mnist package
 CACHE_DIR = os.path.join(os.path.expanduser('~'), '.cache', 'align_nb')
 
@@ -595,7 +602,7 @@ def fashion_mnist_arrays(root:str=None,                # look in root/fashion-mn
                                 "*-ubyte.gz files in <root>/fashion-mnist/ and pass `root`.")
     return {s: (read_idx(found[s, 'images-idx3']), read_idx(found[s, 'labels-idx1'])) for s in ('train', 'test')}
 
-# %% ../nbs/06_data.ipynb #b3d07974
+# %% ../nbs/06_data.ipynb #be64cfbb
 FASHION_MNIST_CLASSES = ('t-shirt or top', 'trouser', 'pullover', 'dress', 'coat',
                          'sandal', 'shirt', 'sneaker', 'bag', 'ankle boot')
 
@@ -612,7 +619,7 @@ class ArrayImages:
         split, i = d.impath.rsplit('/', 1)
         return Image.fromarray(self.arrays[split][int(i)]).convert('RGB')
 
-# %% ../nbs/06_data.ipynb #cafc0e24
+# %% ../nbs/06_data.ipynb #82c926c9
 def read_fashion_mnist(root:str=None,     # optional folder holding fashion-mnist/ (see `fashion_mnist_arrays`)
                        n_test:int=None,   # test images to keep, class-balanced (None: all 10,000)
                        n_val:int=None,    # images at the end of the training file used as val (None: a sixth)
@@ -626,7 +633,7 @@ def read_fashion_mnist(root:str=None,     # optional folder holding fashion-mnis
     return DatasetSplits(items('train', range(n_train), y_train), items('train', range(n_train, len(y_train)), y_train),
                          items('test', test_idx, y_test), name=name, loader=ArrayImages({'train': x_train, 'test': x_test}))
 
-# %% ../nbs/06_data.ipynb #c9247823
+# %% ../nbs/06_data.ipynb #75bfe738
 DATASETS = {
     'imagenet': read_imagenet,
     **{n: partial(read_zhou_dataset, name=n) for n in ('caltech101', 'oxford_pets', 'stanford_cars', 'oxford_flowers', 'food101')},
@@ -637,7 +644,16 @@ DATASETS = {
     'fashion_mnist': read_fashion_mnist,
 }
 
-# %% ../nbs/06_data.ipynb #781853dd
+# %% ../nbs/06_data.ipynb #7852320b
+def check_image_files(ds:DatasetSplits):
+    "Raise a FileNotFoundError naming the missing images of `ds`, before a run starts (Dassl checks each `Datum`)."
+    missing = [d.impath for s in (ds.train_x, ds.val, ds.test) for d in s if not os.path.isfile(d.impath)]
+    if missing:
+        raise FileNotFoundError(f"{ds.name}: {len(missing)} image files named by the split files are missing, e.g. "
+                                f"{', '.join(missing[:3])}. The images must sit under {ds.image_dir} as the split files "
+                                f"name them; see {COOP_DATASETS_MD}")
+
+# %% ../nbs/06_data.ipynb #5059a771
 def build_dataset(name:str,            # a key of `DATASETS`
                   root:str=None,       # folder holding the dataset's folder (Dassl's DATASET.ROOT); optional for Fashion-MNIST
                   num_shots:int=0,     # S images per class in train (val: min(S, 4)); 0 keeps all
@@ -645,6 +661,7 @@ def build_dataset(name:str,            # a key of `DATASETS`
                   subsample:str='all', # classes to keep: 'all', 'base' or 'new'
                   repeat:bool=False,   # classes smaller than S: draw S with replacement (old Dassl)
                   cache:bool=True,     # reuse and save few-shot splits in the dataset's split_fewshot/ folder
+                  check_files:bool=True, # check that every image of the returned splits exists (as Dassl does)
                   **kwargs) -> DatasetSplits:  # passed to the reader (e.g. n_test for Fashion-MNIST)
     "Read dataset `name`, draw its few-shot split for `seed`, keep the `subsample` classes: Dassl's order."
     if name not in DATASETS: raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
@@ -654,5 +671,6 @@ def build_dataset(name:str,            # a key of `DATASETS`
     ds = DATASETS[name](root, **kwargs)
     L = LAYOUTS.get(name)
     cache_dir = os.path.join(root, L.folder, 'split_fewshot') if cache and L else None
-    ds = fewshot_with_cache(ds, num_shots, seed, cache_dir, L and _marker(L), repeat)
-    return subsample_classes(ds, subsample)
+    ds = subsample_classes(fewshot_with_cache(ds, num_shots, seed, cache_dir, L and _marker(L), repeat), subsample)
+    if L and check_files: check_image_files(ds)
+    return ds
