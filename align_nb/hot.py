@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['token_similarity', 'length_buckets', 'token_ot', 'combined_cost', 'prompt_ot', 'align_logits']
 
-# %% ../nbs/02_hierarchical_ot.ipynb #dc36cc35
+# %% ../nbs/02_hierarchical_ot.ipynb #d355685b
 import math
 import torch
 from torch import Tensor
 from .sinkhorn import sinkhorn, transport_cost, entropy
 
-# %% ../nbs/02_hierarchical_ot.ipynb #518cda18
+# %% ../nbs/02_hierarchical_ot.ipynb #1d26449b
 def token_similarity(
     img_tokens:Tensor,         # (B,M,J,d) image token sets
     txt_tokens:Tensor,         # (k,N,L,d) text token sets of a chunk of k classes
@@ -23,7 +23,7 @@ def token_similarity(
     S = img_tokens.reshape(B * M * J, d) @ txt_tokens.reshape(k * N * L, d).T           # (BMJ, kNL)
     return S.view(B, M, J, k, N, L).permute(0, 3, 1, 4, 2, 5).contiguous()
 
-# %% ../nbs/02_hierarchical_ot.ipynb #d30b331a
+# %% ../nbs/02_hierarchical_ot.ipynb #e649ab2e
 def _check_tokens(img_tokens, txt_tokens, txt_mask, img_mask):
     "Shapes of the token sets and their masks; a clear error for each mismatch."
     if img_tokens.dim() != 4: raise ValueError(f"img_tokens must be (B,M,J,d), got shape {tuple(img_tokens.shape)}")
@@ -54,7 +54,7 @@ def length_buckets(
         cur.append(k)
     return chunks + [cur]
 
-# %% ../nbs/02_hierarchical_ot.ipynb #529e78e6
+# %% ../nbs/02_hierarchical_ot.ipynb #2a50b600
 def token_ot(
     img_tokens:Tensor,          # (B,M,J,d) L2-normalised image token sets, one per visual prompt
     txt_tokens:Tensor,          # (K,N,L,d) L2-normalised class token sets, padded to the longest class
@@ -88,7 +88,7 @@ def token_ot(
     d = torch.cat(dists, 1)[:, torch.argsort(order)]                                    # (B,K,M,N), classes in order
     return (d, plans) if return_plans else d
 
-# %% ../nbs/02_hierarchical_ot.ipynb #f59440ba
+# %% ../nbs/02_hierarchical_ot.ipynb #7c9e55ea
 _MODES = ('paper', 'eq9', 'authors')
 
 def combined_cost(
@@ -107,7 +107,7 @@ def combined_cost(
     if mode == 'eq9': return (1 - beta) * (1 - cos) + beta * d_tok
     return 1 - cos + beta * (1 - d_tok)
 
-# %% ../nbs/02_hierarchical_ot.ipynb #cce98c90
+# %% ../nbs/02_hierarchical_ot.ipynb #ea373b51
 def prompt_ot(
     cos:Tensor,              # (B,K,M,N) cosines between visual and textual prompt-level features
     d_tok:Tensor|None=None,  # (B,K,M,N) token-level distances (from `token_ot`), or None
@@ -130,7 +130,7 @@ def prompt_ot(
     dist = transport_cost(T, C) - eps * entropy(T) if entropic else transport_cost(T, C)
     return 1 - dist, T
 
-# %% ../nbs/02_hierarchical_ot.ipynb #8b950434
+# %% ../nbs/02_hierarchical_ot.ipynb #540ce3cf
 def align_logits(
     z:Tensor,                    # (B,M,d) L2-normalised prompt-level image features (CLS per visual prompt)
     h:Tensor,                    # (K,N,d) L2-normalised prompt-level class features (EOT per textual prompt)
@@ -152,6 +152,7 @@ def align_logits(
 )->Tensor:                       # (B,K) logits
     "ALIGN's logits (Eq. 7) from both levels of OT, in the paper's form or the authors'."
     if solver not in ('ours', 'authors'): raise ValueError(f"solver must be 'ours' or 'authors', got {solver!r}")
+    if entropic and mode == 'authors': raise ValueError("entropic=True is the paper's Eq. 4 and 5; the authors' code has no entropy term")
     if z.dim() != 3 or h.dim() != 3 or z.shape[-1] != h.shape[-1]:
         raise ValueError(f"z must be (B,M,d) and h (K,N,d) with the same d, got {tuple(z.shape)} and {tuple(h.shape)}")
     kw = dict(n_iters=n_iters, tol=tol, **({'method': 'authors'} if solver == 'authors' else {}))
@@ -161,9 +162,9 @@ def align_logits(
         if img_tokens.shape[:2] != z.shape[:2] or txt_tokens.shape[:2] != h.shape[:2]:
             raise ValueError(f"token sets {tuple(img_tokens.shape)}, {tuple(txt_tokens.shape)} do not match z {tuple(z.shape)} and h {tuple(h.shape)} in (B,M) / (K,N)")
         with torch.set_grad_enabled(torch.is_grad_enabled() and mode != 'authors'):
-            d_tok = token_ot(img_tokens, txt_tokens, txt_mask, img_mask, eps=eps, entropic=entropic and mode != 'authors',
+            d_tok = token_ot(img_tokens, txt_tokens, txt_mask, img_mask, eps=eps, entropic=entropic,
                              max_entries=max_entries, **kw)
     cos = torch.einsum('bmd,knd->bkmn', z, h)                                            # (B,K,M,N)
-    s, T = prompt_ot(cos, d_tok, mode=mode, beta=beta, eps=eps, entropic=entropic and mode != 'authors', plan=plan, **kw)
+    s, T = prompt_ot(cos, d_tok, mode=mode, beta=beta, eps=eps, entropic=entropic, plan=plan, **kw)
     logits = s / tau
     return (logits, dict(plan=T, d_tok=d_tok, cos=cos)) if return_plans else logits
