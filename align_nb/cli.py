@@ -6,7 +6,7 @@
 __all__ = ['OFFLINE_DEFAULT', 'align_nb_main', 'align_nb_fewshot', 'align_nb_base2new', 'align_nb_crossdataset', 'align_nb_dg',
            'align_nb_eval']
 
-# %% ../nbs/09_cli.ipynb #aab1de2e
+# %% ../nbs/09_cli.ipynb #659812b3
 import json, time, warnings
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +17,7 @@ from .data import build_dataset
 from .protocols import (ClipSpec, make_clip, transforms_for, recipe, run, few_shot, base_to_new, cross_dataset,
                                 domain_generalisation, CROSS_DATASET_TARGETS, DG_TARGETS)
 
-# %% ../nbs/09_cli.ipynb #facb9d9d
+# %% ../nbs/09_cli.ipynb #f5108553
 OFFLINE_DEFAULT = dict(epochs=50, lr=0.0035, crop_scale=(1.0, 1.0))   # the main job's recipe (see above)
 
 def _device(device:str|None)->str:
@@ -42,7 +42,7 @@ def _train_changes(epochs, lr, batch_size, num_workers)->dict:
     "TrainConfig fields given on the command line."
     return {k: v for k, v in dict(epochs=epochs, lr=lr, batch_size=batch_size, num_workers=num_workers).items() if v is not None}
 
-# %% ../nbs/09_cli.ipynb #e7a2a07c
+# %% ../nbs/09_cli.ipynb #14152696
 @call_parse
 def align_nb_main(
     dataset:str='fashion_mnist',    # dataset: fashion_mnist, dtd, eurosat, imagenet, ... (align_nb.data.DATASETS)
@@ -79,15 +79,18 @@ def align_nb_main(
           f"{cfg.epochs} epochs, lr {cfg.lr}, batch {cfg.batch_size}; run folder {out}")
     with warnings.catch_warnings(record=True) as notes:
         warnings.simplefilter('always')
-        res = run(dataset, root, preset, clip, shots, seed, 'all', cfg, changes, zero_shot=True, out_dir=out, resume=resume,
+        res = run(dataset, root, preset, clip, shots, seed, 'all', cfg, changes, zero_shot=preset != 'zeroshot', out_dir=out, resume=resume,
                   overwrite=overwrite, crop_scale=scale, n_test=n_test, device=_device(device), quiet=quiet)
     for msg in dict.fromkeys(str(n.message) for n in notes): _say(f"note: {msg}")
     acc = res['test'][f'{dataset}/all']
-    _say(f"zero-shot accuracy: {res.get('zero_shot', float('nan')):.2f}%")
-    _say(f"trained accuracy:   {acc:.2f}%  ({res['n_classes']} classes, {res['n_train']} training images)")
+    if preset == 'zeroshot':
+        _say(f"zero-shot accuracy: {acc:.2f}%  ({res['n_classes']} classes, template {res['templates'][f'{dataset}/all']!r}; nothing to train)")
+    else:
+        _say(f"zero-shot accuracy: {res.get('zero_shot', float('nan')):.2f}%")
+        _say(f"trained accuracy:   {acc:.2f}%  ({res['n_classes']} classes, {res['n_train']} training images)")
     _say(f"time: {time.time() - t0:.0f} s  (results in {Path(out) / 'results.json'})")
 
-# %% ../nbs/09_cli.ipynb #8faaaff8
+# %% ../nbs/09_cli.ipynb #6a865753
 @call_parse
 def align_nb_fewshot(
     dataset:str,                  # dataset (align_nb.data.DATASETS)

@@ -7,7 +7,7 @@ __all__ = ['CKPT', 'METRICS', 'RESULTS', 'TrainConfig', 'lr_at', 'EpochSampler',
            'is_main', 'setup_distributed', 'ShardedBatches', 'prepare_out_dir', 'save_checkpoint', 'load_checkpoint',
            'fit', 'evaluate', 'load_run']
 
-# %% ../nbs/07_train.ipynb #14f84806
+# %% ../nbs/07_train.ipynb #51c490ab
 import atexit, inspect, json, math, os, random, signal, threading, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -22,7 +22,7 @@ import align_nb
 from .model import PromptCLIP, PromptConfig
 from .data import DatasetSplits
 
-# %% ../nbs/07_train.ipynb #d9cc2273
+# %% ../nbs/07_train.ipynb #855fabfb
 @dataclass(frozen=True)
 class TrainConfig:
     "How to train: Dassl's optimiser and schedule, batch size and epochs."
@@ -38,13 +38,13 @@ class TrainConfig:
     seed:int=1                 # data order and augmentation (and the few-shot draw, upstream)
     log_every:int=10           # steps between lines of the metrics log
 
-# %% ../nbs/07_train.ipynb #db50ea97
+# %% ../nbs/07_train.ipynb #dd2e0255
 def lr_at(epoch:int, cfg:TrainConfig)->float:
     "The learning rate of `epoch` (0-based): constant warm-up, then cosine, per epoch."
     if epoch < cfg.warmup_epochs: return cfg.warmup_lr
     return 0.5 * cfg.lr * (1 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / cfg.epochs))
 
-# %% ../nbs/07_train.ipynb #c86397bd
+# %% ../nbs/07_train.ipynb #04e99956
 def _seed_of(*parts)->int:
     "A 63-bit seed from integers."
     h = 0
@@ -71,7 +71,7 @@ class SeededDataset(Dataset):
             try: return self.ds[i]
             finally: random.setstate(state)
 
-# %% ../nbs/07_train.ipynb #7363e7f1
+# %% ../nbs/07_train.ipynb #18bce742
 class DistInfo(NamedTuple):
     "Where this process stands: its rank, the number of processes, its GPU on this node."
     rank:int=0
@@ -108,7 +108,7 @@ def _leave_group():
     "At exit: leave the process group (NCCL warns otherwise)."
     if dist.is_initialized(): dist.destroy_process_group()
 
-# %% ../nbs/07_train.ipynb #bbabe31e
+# %% ../nbs/07_train.ipynb #e6852a75
 def _check_batch(batch_size:int, world_size:int):
     "The global batch must divide evenly among the processes."
     if batch_size % world_size:
@@ -132,7 +132,7 @@ class ShardedBatches(Sampler):
     def __iter__(self): return (b[self.rank::self.world_size] for b in self.batches)
     def __len__(self): return len(self.batches)
 
-# %% ../nbs/07_train.ipynb #827ee9be
+# %% ../nbs/07_train.ipynb #b2af275e
 def _on_main(fn, *args):
     "Run `fn` on process 0 alone; every process gets its result, or raises its error."
     if dist_info().world_size == 1: return fn(*args)
@@ -167,7 +167,7 @@ def _ignore_sigint(worker_id:int):
     "Data-loading processes leave SIGINT (which torchrun sends to their group too) to the process they serve."
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-# %% ../nbs/07_train.ipynb #25b05d9e
+# %% ../nbs/07_train.ipynb #e9e50442
 CKPT, METRICS, RESULTS = 'checkpoint.pt', 'metrics.jsonl', 'results.json'
 
 def prepare_out_dir(out_dir, resume:bool=False, overwrite:bool=False)->Path:
@@ -198,7 +198,7 @@ def load_checkpoint(path, map_location='cpu')->dict:
     if not Path(path).exists(): raise FileNotFoundError(f"no checkpoint at {path}")
     return torch.load(path, map_location=map_location, weights_only=False)
 
-# %% ../nbs/07_train.ipynb #2ad6840f
+# %% ../nbs/07_train.ipynb #d8a65a53
 def _step(model, opt, x, y, weight:float=1.):
     "One SGD step on `weight` × the batch's mean loss; returns the mean and the number of correct predictions, on the device."
     logits = model(x)
@@ -231,7 +231,7 @@ def _check_compatible(ckpt, model, cfg):
                                      ('train config', ckpt['train_config'], asdict(cfg))] if a != b]
     if diffs: raise ValueError(f"cannot resume: the checkpoint's {' and '.join(diffs)} differ from this run's")
 
-# %% ../nbs/07_train.ipynb #3c959af5
+# %% ../nbs/07_train.ipynb #e10fe088
 def fit(
     model:PromptCLIP,         # the model, classes set
     train_ds:Dataset,         # items (image tensor, label)
@@ -249,8 +249,10 @@ def fit(
     _check_batch(cfg.batch_size, world)
     out = _on_main(prepare_out_dir, out_dir, resume, overwrite)
     model.to(device).train()
-    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, momentum=cfg.momentum,
-                          weight_decay=cfg.weight_decay)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params: raise ValueError("this model has no learnable parameters (zero-shot CLIP?): there is nothing to train; "
+                                    "call evaluate(model, ...) directly")
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     state = dict(epoch=0, step_in_epoch=0, global_step=0, loss_sum=0., correct=0, seen=0)
     if resume:
         ckpt = load_checkpoint(out / CKPT, device)
@@ -314,7 +316,7 @@ def fit(
         if log: log.close()
     return summary
 
-# %% ../nbs/07_train.ipynb #80a176bf
+# %% ../nbs/07_train.ipynb #61b5516c
 @torch.no_grad()
 def evaluate(
     model:PromptCLIP,      # the model, classes set to the dataset's
@@ -346,7 +348,7 @@ def evaluate(
     return dict(acc=100 * correct.sum().item() / max(int(total.sum()), 1),
                 mean_per_class=sum(per_class.values()) / max(len(per_class), 1), per_class=per_class, n=int(total.sum()))
 
-# %% ../nbs/07_train.ipynb #2442c3c1
+# %% ../nbs/07_train.ipynb #ca87aa47
 def load_run(out_dir, clip:nn.Module, device='cpu')->PromptCLIP:
     "The trained model of the run in `out_dir`, on the frozen `clip` it was trained with."
     ckpt = load_checkpoint(Path(out_dir) / CKPT, device)
