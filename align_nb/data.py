@@ -13,7 +13,7 @@ __all__ = ['CLIP_MEAN', 'CLIP_STD', 'COOP_DATASETS_MD', 'LAYOUTS', 'CALTECH101_I
            'read_image_folder', 'read_idx', 'write_idx', 'fashion_mnist_arrays', 'balanced_first', 'ArrayImages',
            'read_fashion_mnist', 'check_image_files', 'build_dataset']
 
-# %% ../nbs/06_data.ipynb #8e1b559c
+# %% ../nbs/06_data.ipynb #4d852378
 import gzip, json, math, os, pickle, random, warnings
 from dataclasses import dataclass, replace
 from functools import partial
@@ -24,7 +24,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms as T
 
-# %% ../nbs/06_data.ipynb #2a8e5223
+# %% ../nbs/06_data.ipynb #db0a6ebd
 @dataclass(frozen=True)
 class Datum:
     "One labelled image, with the fields of Dassl's `Datum`."
@@ -33,12 +33,12 @@ class Datum:
     classname: str  # class name as the dataset's source writes it ('_' kept)
     domain: int = 0 # Dassl's domain index (0 for every dataset here)
 
-# %% ../nbs/06_data.ipynb #b3dd21fc
+# %% ../nbs/06_data.ipynb #6507c138
 def prompt_name(classname:str) -> str:
     "The class name CoOp/MaPLe/ALIGN put in the prompt: `_` becomes a space."
     return classname.replace('_', ' ')
 
-# %% ../nbs/06_data.ipynb #aa002590
+# %% ../nbs/06_data.ipynb #66359f05
 def label_names(items:list) -> dict:
     "Label -> class name over `items`, checking that the labels are 0..K-1 with one name each."
     names = {}
@@ -50,7 +50,7 @@ def label_names(items:list) -> dict:
     if missing: raise ValueError(f"labels must be 0..K-1 with every class present; missing labels {missing[:10]}")
     return dict(sorted(names.items()))
 
-# %% ../nbs/06_data.ipynb #2861bfdb
+# %% ../nbs/06_data.ipynb #f08e1d85
 def open_rgb(d:Datum) -> Image.Image:
     "Open the image file `d.impath` as an RGB PIL image."
     with Image.open(d.impath) as im: return im.convert('RGB')
@@ -68,7 +68,7 @@ class ImageDataset(Dataset):
         img = self.loader(d)
         return (self.transform(img) if self.transform else img), d.label
 
-# %% ../nbs/06_data.ipynb #0e275859
+# %% ../nbs/06_data.ipynb #75e281d7
 @dataclass(repr=False)
 class DatasetSplits:
     "Train, val and test lists of `Datum` with their class names: Dassl's `DatasetBase`."
@@ -92,7 +92,7 @@ class DatasetSplits:
         items = {'train': self.train_x, 'val': self.val, 'test': self.test}[split]
         return ImageDataset(items, transform, self.loader)
 
-# %% ../nbs/06_data.ipynb #970345d2
+# %% ../nbs/06_data.ipynb #51001ae9
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -111,7 +111,7 @@ def test_transform(size:int=224,          # output side in pixels
     return T.Compose([T.Resize(size, interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size),
                       T.ToTensor(), T.Normalize(mean, std)])
 
-# %% ../nbs/06_data.ipynb #c31b33b5
+# %% ../nbs/06_data.ipynb #e9b51083
 def set_random_seed(seed:int):
     "Seed Python's `random`, numpy and torch (CPU and all GPUs), as Dassl's `set_random_seed` does."
     random.seed(seed)
@@ -125,7 +125,7 @@ def split_by_label(items:list) -> dict:
     for d in items: groups.setdefault(d.label, []).append(d)
     return groups
 
-# %% ../nbs/06_data.ipynb #1eba78b7
+# %% ../nbs/06_data.ipynb #f33d03de
 def generate_fewshot_dataset(items:list,               # the `Datum`s to sample from
                              num_shots:int,            # S, images per class; < 1 keeps everything
                              repeat:bool=False,        # classes with fewer than S: draw S with replacement (old Dassl)
@@ -151,7 +151,7 @@ def sample_fewshot(ds:DatasetSplits,   # the full dataset
     val = ds.val if ds.val_is_test else generate_fewshot_dataset(ds.val, min(num_shots, 4), repeat, rng)
     return replace(ds, train_x=train, val=val)
 
-# %% ../nbs/06_data.ipynb #5730353d
+# %% ../nbs/06_data.ipynb #5c57df24
 class _DasslDatum:
     "Stand-in for `dassl.data.datasets.base_dataset.Datum` while unpickling: holds `_impath`, `_label`, ..."
 
@@ -168,7 +168,7 @@ def reroot(impath:str, image_dir:str, marker:str) -> str:
     if i < 0: raise ValueError(f"{impath!r} has no '{marker}/' folder: this file belongs to another dataset")
     return os.path.join(image_dir, p[i + len(marker) + 2:])
 
-# %% ../nbs/06_data.ipynb #e354ef2d
+# %% ../nbs/06_data.ipynb #a225b203
 def load_dassl_pickle(path:str,       # a Dassl `shot_*.pkl` or ImageNet's `preprocessed.pkl`
                       image_dir:str,  # our image folder for this dataset
                       marker:str):    # the image folder's path under root, e.g. 'dtd/images'
@@ -185,9 +185,11 @@ def read_split_json(path:str, image_dir:str) -> dict:
 def write_split_json(path:str, splits:dict, image_dir:str):
     "Write lists of `Datum` as a split file (CoOp's split_zhou format), paths relative to `image_dir`."
     out = {k: [[os.path.relpath(d.impath, image_dir), d.label, d.classname] for d in v] for k, v in splits.items()}
-    with open(path, 'w') as f: json.dump(out, f)
+    tmp = f'{path}.{os.getpid()}.tmp'
+    with open(tmp, 'w') as f: json.dump(out, f)
+    os.replace(tmp, path)                      # atomic: a run started alongside never reads half a file
 
-# %% ../nbs/06_data.ipynb #db649cd4
+# %% ../nbs/06_data.ipynb #30afe1c3
 def fewshot_with_cache(ds:DatasetSplits,     # the full dataset
                        num_shots:int,        # S
                        seed:int,             # the protocol's seed
@@ -216,12 +218,12 @@ def fewshot_with_cache(ds:DatasetSplits,     # the full dataset
     def named(items): return [replace(d, classname=names[d.label]) for d in items]
     return replace(ds, train_x=named(cached['train']), val=ds.val if ds.val_is_test else named(cached['val']))
 
-# %% ../nbs/06_data.ipynb #472b87cd
+# %% ../nbs/06_data.ipynb #57164c32
 def check_subsample(subsample:str):
     "Raise a ValueError unless `subsample` is 'all', 'base' or 'new'."
     if subsample not in ('all', 'base', 'new'): raise ValueError(f"subsample must be 'all', 'base' or 'new', not {subsample!r}")
 
-# %% ../nbs/06_data.ipynb #5d260e37
+# %% ../nbs/06_data.ipynb #19980131
 def subsample_classes(ds:DatasetSplits,    # the dataset (after the few-shot draw)
                       subsample:str='all'): # 'all', 'base' (first ceil(n/2) sorted labels) or 'new' (the rest)
     "CoOp's base/new split: keep base or new classes, relabelled 0.., in train, val and test alike."
@@ -233,7 +235,7 @@ def subsample_classes(ds:DatasetSplits,    # the dataset (after the few-shot dra
     def keep(items): return [replace(d, label=relabel[d.label]) for d in items if d.label in relabel]
     return replace(ds, train_x=keep(ds.train_x), val=keep(ds.val), test=keep(ds.test))
 
-# %% ../nbs/06_data.ipynb #06186cd9
+# %% ../nbs/06_data.ipynb #27a599a5
 COOP_DATASETS_MD = 'https://github.com/KaiyangZhou/CoOp/blob/main/DATASETS.md'
 
 @dataclass(frozen=True)
@@ -265,7 +267,7 @@ LAYOUTS = {
     'imagenet_r': Layout('imagenet-rendition', 'imagenet-r', ('classnames.txt',)),
 }
 
-# %% ../nbs/06_data.ipynb #26daea5f
+# %% ../nbs/06_data.ipynb #bfaee0c2
 CALTECH101_IGNORED = ('BACKGROUND_Google', 'Faces_easy')
 RENAMES = {
     'caltech101': {'airplanes': 'airplane', 'Faces': 'face', 'Leopards': 'leopard', 'Motorbikes': 'motorbike'},
@@ -275,7 +277,7 @@ RENAMES = {
                 'SeaLake': 'Sea or Lake'},
 }
 
-# %% ../nbs/06_data.ipynb #08bea099
+# %% ../nbs/06_data.ipynb #718380b2
 def _note(file):
     "Where a required file comes from."
     if file.startswith('split_zhou'): return 'the split file linked in DATASETS.md'
@@ -306,7 +308,7 @@ def dataset_paths(root:str, name:str) -> tuple:
     if missing: raise FileNotFoundError(f"{name}: not found: {', '.join(missing)}\n" + layout_help(root, name))
     return base, image_dir
 
-# %% ../nbs/06_data.ipynb #4a2bead4
+# %% ../nbs/06_data.ipynb #c5f1c9d8
 _FAKE_NAMES = {
     'caltech101': ['airplanes', 'Faces', 'Leopards', 'Motorbikes', 'accordion', 'anchor', 'ant', 'barrel'],
     'oxford_pets': ['Abyssinian', 'american_bulldog', 'Bengal', 'beagle', 'Persian', 'pug', 'Siamese', 'shiba_inu'],
@@ -323,7 +325,7 @@ _FAKE_NAMES = {
     'image_folder': ['cat', 'dog', 'tabby_cat', 'fire_truck', 'tulip', 'violin'],
 }
 
-# %% ../nbs/06_data.ipynb #13687fbc
+# %% ../nbs/06_data.ipynb #cd3af724
 def _fake_names(name, n):
     "n class names in the style of dataset `name`: real names first, then numbered copies."
     names = _FAKE_NAMES['imagenet' if name.startswith('imagenet') else name]
@@ -334,7 +336,7 @@ def _fake_names(name, n):
         return f'{wnid}{i} {cname} {i}'
     return [names[k] if k < len(names) else copy(k) for k in range(n)]
 
-# %% ../nbs/06_data.ipynb #e7743b51
+# %% ../nbs/06_data.ipynb #3fef4f6b
 def _fake_image(k, n_classes, size, rng, grey=False) -> np.ndarray:
     "A (size,size,3) uint8 image whose colour gives class k (or (size,size) grey levels)."
     if grey: colour = np.array([30 + 200 * k / max(n_classes - 1, 1)])
@@ -352,7 +354,7 @@ def _save(path, k, n_classes, size, rng):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     Image.fromarray(_fake_image(k, n_classes, size, rng)).save(path)
 
-# %% ../nbs/06_data.ipynb #4da9d5fc
+# %% ../nbs/06_data.ipynb #6f87cbc2
 def _sun_name(path): return ' '.join(path.split('/')[1:][::-1])   # 'b/bakery/shop' -> 'shop bakery'
 
 _ZHOU_PLACES = {   # name -> f(class folder or name, k, i, split) -> (path under the image folder, class name in the json)
@@ -387,7 +389,7 @@ def _fake_zhou(root, name, n_classes, n_per_class, size, rng):
         with open(os.path.join(root, L.folder, 'cat_to_name.json'), 'w') as f:
             json.dump({str(k + 1): c for k, c in enumerate(_fake_names(name, n_classes))}, f)
 
-# %% ../nbs/06_data.ipynb #cc2039c9
+# %% ../nbs/06_data.ipynb #19c20aa5
 def _fake_fgvc(root, name, n_classes, n_per_class, size, rng):
     base = os.path.join(root, LAYOUTS[name].folder)
     variants = _fake_names(name, n_classes)
@@ -437,7 +439,7 @@ def _fake_fashion_mnist(root, name, n_classes, n_per_class, size, rng):
         write_idx(os.path.join(folder, f'{stem}-images-idx3-ubyte.gz'), images)
         write_idx(os.path.join(folder, f'{stem}-labels-idx1-ubyte.gz'), labels)
 
-# %% ../nbs/06_data.ipynb #50107f40
+# %% ../nbs/06_data.ipynb #c9c456ff
 def make_fake_dataset(root:str,            # where to write; pass the same `root` to `build_dataset`
                       name:str,            # a registry name, e.g. 'dtd', 'imagenet_a', 'image_folder', 'fashion_mnist'
                       n_classes:int=4,     # classes (Fashion-MNIST: at most 10; ImageNet-A/R list twice as many)
@@ -454,7 +456,7 @@ def make_fake_dataset(root:str,            # where to write; pass the same `root
     writer(root, name, n_classes, n_per_class, size, np.random.default_rng(seed))
     return root
 
-# %% ../nbs/06_data.ipynb #77a1b511
+# %% ../nbs/06_data.ipynb #a82ccdb0
 def read_zhou_dataset(root:str,   # the folder holding the dataset's folder
                       name:str):  # registry name, e.g. 'dtd'
     "Read a dataset split by CoOp's released `split_zhou_*.json`."
@@ -464,7 +466,7 @@ def read_zhou_dataset(root:str,   # the folder holding the dataset's folder
     def renamed(items): return [replace(d, classname=rename.get(d.classname, d.classname)) for d in items]
     return DatasetSplits(*(renamed(split[s]) for s in ('train', 'val', 'test')), name=name, image_dir=image_dir)
 
-# %% ../nbs/06_data.ipynb #d161114f
+# %% ../nbs/06_data.ipynb #dc320231
 def read_fgvc_aircraft(root:str, name:str='fgvc_aircraft'):
     "Read FGVC-Aircraft from its official variant lists, as CoOp's `fgvc_aircraft.py`."
     base, image_dir = dataset_paths(root, name)
@@ -477,7 +479,7 @@ def read_fgvc_aircraft(root:str, name:str='fgvc_aircraft'):
         return [Datum(os.path.join(image_dir, i + '.jpg'), label[v], v) for i, v in rows]
     return DatasetSplits(read('train'), read('val'), read('test'), name=name, image_dir=image_dir)
 
-# %% ../nbs/06_data.ipynb #8ecba1de
+# %% ../nbs/06_data.ipynb #0b13d629
 def read_classnames_txt(path:str) -> dict:
     "CoOp's `classnames.txt`: `<folder> <class name>` per line, as an ordered dict folder -> name."
     with open(path) as f: pairs = [l.strip().partition(' ')[::2] for l in f if l.strip()]
@@ -492,7 +494,7 @@ def read_class_folders(image_dir:str,   # folder holding one folder per class
     return [Datum(os.path.join(image_dir, f, im), y, names[y]) for y, f in enumerate(folders)
             for im in sorted(os.listdir(os.path.join(image_dir, f))) if not im.startswith('.')]
 
-# %% ../nbs/06_data.ipynb #b7ac8b37
+# %% ../nbs/06_data.ipynb #96df0daf
 def _names_for(folders, cnames, where):
     unknown = [f for f in folders if f not in cnames]
     if unknown: raise ValueError(f"class folders {unknown[:5]} in {where} are not in classnames.txt")
@@ -513,7 +515,7 @@ def read_imagenet(root:str, name:str='imagenet'):
     train, test = (read_class_folders(os.path.join(image_dir, s), folders, names) for s in ('train', 'val'))
     return DatasetSplits(train, [], test, name=name, image_dir=image_dir, val_is_test=True)
 
-# %% ../nbs/06_data.ipynb #2cfc7788
+# %% ../nbs/06_data.ipynb #84007b50
 def read_imagenet_variant(root:str,   # the folder holding the variant's folder
                           name:str):  # 'imagenetv2', 'imagenet_sketch', 'imagenet_a' or 'imagenet_r'
     "Read a test-only ImageNet variant; A and R keep only their own class folders (200-way)."
@@ -526,7 +528,7 @@ def read_imagenet_variant(root:str,   # the folder holding the variant's folder
                                         f"(one folder per label 0..{len(folders) - 1}, in classnames.txt order)")
     return DatasetSplits([], [], read_class_folders(image_dir, folders, names), name=name, image_dir=image_dir)
 
-# %% ../nbs/06_data.ipynb #ea1f479c
+# %% ../nbs/06_data.ipynb #b0661990
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff')
 
 def _image_folder_help(root):
@@ -549,7 +551,7 @@ def read_image_folder(root:str, name:str='image_folder'):
                 for f in sorted(os.listdir(os.path.join(folder, c))) if f.lower().endswith(IMAGE_EXTENSIONS)]
     return DatasetSplits(read('train'), read('val'), read('test'), name=name, image_dir=root)
 
-# %% ../nbs/06_data.ipynb #6ef1fe03
+# %% ../nbs/06_data.ipynb #c1b46383
 def read_idx(path:str) -> np.ndarray:
     "Read an IDX file (MNIST's format) of unsigned bytes, gzipped or not."
     with (gzip.open if path.endswith('.gz') else open)(path, 'rb') as f: data = f.read()
@@ -564,7 +566,7 @@ def write_idx(path:str, array:np.ndarray):
     header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, '>u4').tobytes()
     with (gzip.open if path.endswith('.gz') else open)(path, 'wb') as f: f.write(header + array.tobytes())
 
-# %% ../nbs/06_data.ipynb #c900a92d
+# %% ../nbs/06_data.ipynb #1ac51e52
 FASHION_MNIST_DIRS = ('/usr/share/datasets/fashion-mnist',)   # Debian's dataset-fashion-mnist package
 CACHE_DIR = os.path.join(os.path.expanduser('~'), '.cache', 'align_nb')
 
@@ -602,7 +604,7 @@ def fashion_mnist_arrays(root:str=None,                # look in root/fashion-mn
                                 "*-ubyte.gz files in <root>/fashion-mnist/ and pass `root`.")
     return {s: (read_idx(found[s, 'images-idx3']), read_idx(found[s, 'labels-idx1'])) for s in ('train', 'test')}
 
-# %% ../nbs/06_data.ipynb #be64cfbb
+# %% ../nbs/06_data.ipynb #ea359ac1
 FASHION_MNIST_CLASSES = ('t-shirt or top', 'trouser', 'pullover', 'dress', 'coat',
                          'sandal', 'shirt', 'sneaker', 'bag', 'ankle boot')
 
@@ -619,7 +621,7 @@ class ArrayImages:
         split, i = d.impath.rsplit('/', 1)
         return Image.fromarray(self.arrays[split][int(i)]).convert('RGB')
 
-# %% ../nbs/06_data.ipynb #82c926c9
+# %% ../nbs/06_data.ipynb #9a4e7638
 def read_fashion_mnist(root:str=None,     # optional folder holding fashion-mnist/ (see `fashion_mnist_arrays`)
                        n_test:int=None,   # test images to keep, class-balanced (None: all 10,000)
                        n_val:int=None,    # images at the end of the training file used as val (None: a sixth)
@@ -633,7 +635,7 @@ def read_fashion_mnist(root:str=None,     # optional folder holding fashion-mnis
     return DatasetSplits(items('train', range(n_train), y_train), items('train', range(n_train, len(y_train)), y_train),
                          items('test', test_idx, y_test), name=name, loader=ArrayImages({'train': x_train, 'test': x_test}))
 
-# %% ../nbs/06_data.ipynb #75bfe738
+# %% ../nbs/06_data.ipynb #5685a873
 DATASETS = {
     'imagenet': read_imagenet,
     **{n: partial(read_zhou_dataset, name=n) for n in ('caltech101', 'oxford_pets', 'stanford_cars', 'oxford_flowers', 'food101')},
@@ -644,7 +646,7 @@ DATASETS = {
     'fashion_mnist': read_fashion_mnist,
 }
 
-# %% ../nbs/06_data.ipynb #7852320b
+# %% ../nbs/06_data.ipynb #faaf449c
 def check_image_files(ds:DatasetSplits):
     "Raise a FileNotFoundError naming the missing images of `ds`, before a run starts (Dassl checks each `Datum`)."
     missing = [d.impath for s in (ds.train_x, ds.val, ds.test) for d in s if not os.path.isfile(d.impath)]
@@ -653,7 +655,7 @@ def check_image_files(ds:DatasetSplits):
                                 f"{', '.join(missing[:3])}. The images must sit under {ds.image_dir} as the split files "
                                 f"name them; see {COOP_DATASETS_MD}")
 
-# %% ../nbs/06_data.ipynb #5059a771
+# %% ../nbs/06_data.ipynb #0dc3aa95
 def build_dataset(name:str,            # a key of `DATASETS`
                   root:str=None,       # folder holding the dataset's folder (Dassl's DATASET.ROOT); optional for Fashion-MNIST
                   num_shots:int=0,     # S images per class in train (val: min(S, 4)); 0 keeps all
