@@ -6,7 +6,7 @@
 __all__ = ['freeze', 'load_clip', 'tiny_config', 'register_config', 'tiny_clip', 'get_tokenizer', 'Tokens', 'tokenize',
            'embed_text', 'ImageFeatures', 'encode_image', 'TextFeatures', 'encode_text', 'ClipDims', 'clip_dims']
 
-# %% ../nbs/03_clip.ipynb #3da20d73
+# %% ../nbs/03_clip.ipynb #69981eb5
 import difflib, functools, hashlib, json, logging, os, tempfile, warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,20 +17,20 @@ from torch.utils.checkpoint import checkpoint
 import open_clip
 from open_clip.transformer import VisionTransformer
 
-# %% ../nbs/03_clip.ipynb #ad9b3f52
+# %% ../nbs/03_clip.ipynb #a1639afb
 def _suggest(word, options, n=5):
     "'Did you mean' text: the closest `options` to `word`, then how many exist."
     close = difflib.get_close_matches(word, options, n=n, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     return f"{hint} ({len(options)} available: {', '.join(options[:12])}{', ...' if len(options) > 12 else ''})"
 
-# %% ../nbs/03_clip.ipynb #6f3d80c4
+# %% ../nbs/03_clip.ipynb #3d34ca7b
 def _check_name(name):
     "Raise if `name` is not an open_clip architecture."
     if name not in open_clip.list_models():
         raise ValueError(f"Unknown open_clip model '{name}'.{_suggest(name, open_clip.list_models())}")
 
-# %% ../nbs/03_clip.ipynb #bcbde401
+# %% ../nbs/03_clip.ipynb #1a68a33d
 _HF_DEFAULT_FILES = ('open_clip_model.safetensors', 'open_clip_pytorch_model.bin')
 
 def _hf_files(cfg):
@@ -41,7 +41,7 @@ def _hf_files(cfg):
     if fname.endswith(('.bin', '.pth')): names.insert(0, fname[:-4] + '.safetensors')
     return [(repo, n) for n in names]
 
-# %% ../nbs/03_clip.ipynb #63fb326d
+# %% ../nbs/03_clip.ipynb #6b1b46fd
 def _cached_weights(cfg, cache_dir=None):
     "The local path of a tag's weights if some cache already holds them, else None (no network access)."
     from huggingface_hub import try_to_load_from_cache
@@ -54,18 +54,23 @@ def _cached_weights(cfg, cache_dir=None):
         if path.is_file(): return str(path)
     return None
 
-# %% ../nbs/03_clip.ipynb #0a621ada
+# %% ../nbs/03_clip.ipynb #d22b1a6e
 def _config_quick_gelu(name): return bool((open_clip.get_model_config(name) or {}).get('quick_gelu', False))
+
+def _quick_gelu_file_call(name):
+    "How to load a checkpoint file of QuickGELU weights (OpenAI's) for architecture `name`."
+    return (f"load_clip('{name}-quickgelu', '/path/to/file')" if f'{name}-quickgelu' in open_clip.list_models()
+            else f"load_clip('{name}', '/path/to/file', force_quick_gelu=True)")
 
 def _file_activation_warning(name):
     "A warning for a checkpoint file loaded as `name` without a stated activation, where OpenAI weights exist."
     if _config_quick_gelu(name) or 'openai' not in open_clip.list_pretrained_tags_by_model(name): return None
-    fix = f"'{name}-quickgelu' as the model name" if f'{name}-quickgelu' in open_clip.list_models() else 'force_quick_gelu=True'
+    cli = f" (command line: --model {name}-quickgelu)" if f'{name}-quickgelu' in open_clip.list_models() else ""
     return (f"A checkpoint file does not say which activation its weights were trained with; {name} uses GELU. "
-            f"OpenAI's CLIP weights need QuickGELU: for them pass {fix} (command line: --model {name}-quickgelu). "
+            f"OpenAI's CLIP weights need QuickGELU: for them use {_quick_gelu_file_call(name)}{cli}. "
             f"Pass force_quick_gelu=False to keep GELU without this warning.")
 
-# %% ../nbs/03_clip.ipynb #5d1c0195
+# %% ../nbs/03_clip.ipynb #e7c393b4
 def _fetch_hint(name, tag, cfg):
     "How to get a tag's weights onto a machine without internet."
     lines = [f"  - {fname} from the Hugging Face repo {repo}: https://huggingface.co/{repo}/resolve/main/{fname}"
@@ -73,21 +78,20 @@ def _fetch_hint(name, tag, cfg):
     if cfg.get('url'): lines.append(f"  - {os.path.basename(cfg['url'])} from {cfg['url']}")
     file_call = f"load_clip('{name}', '/path/to/file')"
     if cfg.get('quick_gelu') and not _config_quick_gelu(name):        # a file does not say which activation it needs
-        file_call = (f"load_clip('{name}-quickgelu', '/path/to/file')" if f'{name}-quickgelu' in open_clip.list_models()
-                     else f"load_clip('{name}', '/path/to/file', force_quick_gelu=True)") + " (these weights need QuickGELU)"
+        file_call = _quick_gelu_file_call(name) + " (these weights need QuickGELU)"
     return (f"Fetch one of these files on a machine with internet:\n" + '\n'.join(lines) +
             f"\nthen pass its path, {file_call}, or put the file in a folder and pass "
             f"cache_dir='/that/folder' (a Hugging Face cache filled by an online run of load_clip('{name}', "
             f"'{tag}', cache_dir=...) works too).")
 
-# %% ../nbs/03_clip.ipynb #2e080c02
+# %% ../nbs/03_clip.ipynb #e7296f5d
 def _offline():
     "True when Hugging Face offline mode is on (HF_HUB_OFFLINE, read now, not at import)."
     from huggingface_hub import constants
     env = os.environ.get('HF_HUB_OFFLINE', '').strip().upper() in {'1', 'ON', 'YES', 'TRUE'}
     return env or bool(constants.HF_HUB_OFFLINE)
 
-# %% ../nbs/03_clip.ipynb #bd9162d7
+# %% ../nbs/03_clip.ipynb #b2239979
 def _resolve_tag(name, tag, cache_dir=None):
     "A local file with the weights of pretrained `tag`: from a cache, else downloaded; a clear error when neither works."
     cfg = open_clip.get_pretrained_cfg(name, tag)
@@ -99,13 +103,13 @@ def _resolve_tag(name, tag, cache_dir=None):
     raise FileNotFoundError(f"Pretrained weights '{tag}' for {name} are not in the local cache and {why}.\n"
                             + _fetch_hint(name, tag, cfg))
 
-# %% ../nbs/03_clip.ipynb #87f91c87
+# %% ../nbs/03_clip.ipynb #5af8fffe
 def freeze(model:nn.Module)->nn.Module:
     "Freeze every parameter of `model` and put it in eval mode (in place); returns it."
     for p in model.parameters(): p.requires_grad_(False)
     return model.eval()
 
-# %% ../nbs/03_clip.ipynb #738710aa
+# %% ../nbs/03_clip.ipynb #948be73f
 _CKPT_SUFFIXES = ('.pt', '.pth', '.bin', '.safetensors', '.ckpt', '.npz')
 
 def _weights_file(name, pretrained, cache_dir):
@@ -120,7 +124,7 @@ def _weights_file(name, pretrained, cache_dir):
     if not tags: raise ValueError(f"'{pretrained}' is neither a file nor a tag: {name} has no pretrained tags; pass a checkpoint path or None.")
     raise ValueError(f"Unknown pretrained tag '{pretrained}' for {name}, and no such file.{_suggest(pretrained, tags)}")
 
-# %% ../nbs/03_clip.ipynb #5974a151
+# %% ../nbs/03_clip.ipynb #171f0357
 @contextmanager
 def _quiet_random_init():
     "Hide open_clip's 'initialized randomly' warning: random weights are what pretrained=None asks for."
@@ -130,7 +134,7 @@ def _quiet_random_init():
     try: yield
     finally: root.removeFilter(quiet)
 
-# %% ../nbs/03_clip.ipynb #07f67c43
+# %% ../nbs/03_clip.ipynb #839160b5
 def load_clip(
     name:str='ViT-B-16',             # open_clip architecture, e.g. 'ViT-B-16' or 'tiny-vit'
     pretrained:str|None=None,        # pretrained tag ('openai', ...), path to a checkpoint file, or None for random weights
@@ -149,7 +153,7 @@ def load_clip(
                                        force_preprocess_cfg={k: cfg[k] for k in keep if k in cfg})
     return freeze(model)
 
-# %% ../nbs/03_clip.ipynb #d501cbd7
+# %% ../nbs/03_clip.ipynb #3d41ba95
 def tiny_config(
     image_size:int=32, patch_size:int=8, # image side and patch side in pixels: O = (32/8)² = 16 patches
     width:int=96, layers:int=3,          # vision transformer: d_v and number of blocks (heads of width 32)
@@ -162,7 +166,7 @@ def tiny_config(
                 vision_cfg=dict(image_size=image_size, patch_size=patch_size, width=width, layers=layers, head_width=32, **vision),
                 text_cfg=dict(context_length=77, vocab_size=49408, width=text_width, heads=text_width // 32, layers=text_layers))
 
-# %% ../nbs/03_clip.ipynb #fa93956e
+# %% ../nbs/03_clip.ipynb #c553e218
 _CONFIG_DIR = Path(tempfile.gettempdir()) / 'align_nb_open_clip_configs'
 
 def register_config(name:str, cfg:dict):
@@ -176,7 +180,7 @@ def register_config(name:str, cfg:dict):
 
 register_config('tiny-vit', tiny_config())
 
-# %% ../nbs/03_clip.ipynb #6c1f9418
+# %% ../nbs/03_clip.ipynb #c71723e2
 def tiny_clip(
     image_size:int=32, patch_size:int=8, width:int=96, layers:int=3, embed_dim:int=48,
     text_width:int=64, text_layers:int=3, # as in `tiny_config`
@@ -191,13 +195,13 @@ def tiny_clip(
         torch.manual_seed(seed)
         return load_clip(name)
 
-# %% ../nbs/03_clip.ipynb #af1e0b98
+# %% ../nbs/03_clip.ipynb #bb941fe0
 def get_tokenizer(name:str='ViT-B-16'):
     "open_clip's tokenizer for model `name` (the BPE `SimpleTokenizer` shipped with open_clip for CLIP ViTs)."
     _check_name(name)
     return open_clip.get_tokenizer(name)
 
-# %% ../nbs/03_clip.ipynb #2ff4c806
+# %% ../nbs/03_clip.ipynb #11fcf740
 class Tokens(NamedTuple):
     "Token ids (S,T) and EOT positions (S,)."
     ids: Tensor
@@ -217,7 +221,7 @@ def tokenize(
     ids = tokenizer([texts] if isinstance(texts, str) else list(texts))
     return Tokens(ids, ids.argmax(-1))
 
-# %% ../nbs/03_clip.ipynb #5f9df65e
+# %% ../nbs/03_clip.ipynb #e229122a
 def _text_tower(model):
     "The module holding CLIP's text transformer, checked to be causal with EOT pooling."
     tower = getattr(model, 'text', model)
@@ -230,13 +234,13 @@ def _text_tower(model):
     if tower.text_projection is None: raise ValueError("the text tower has no text_projection")
     return tower
 
-# %% ../nbs/03_clip.ipynb #0e550b68
+# %% ../nbs/03_clip.ipynb #13584658
 def embed_text(model:nn.Module, ids:Tensor)->Tensor:
     "Token embeddings (S,T,d_t) of token ids (S,T), in the text tower's dtype."
     tower = _text_tower(model)
     return tower.token_embedding(ids.to(tower.token_embedding.weight.device)).to(tower.transformer.get_cast_dtype())
 
-# %% ../nbs/03_clip.ipynb #eb42f710
+# %% ../nbs/03_clip.ipynb #5ff6eee5
 def _run_blocks(transformer, x, attn_mask=None, deep=(), inject=None):
     "Run `transformer.resblocks` on (batch,L,width) `x`; before block i >= 1, `x = inject(x, deep[i-1])` while deep prompts remain."
     if not transformer.batch_first: raise ValueError("expected a batch-first open_clip Transformer, as open_clip 3 builds them")
@@ -247,7 +251,7 @@ def _run_blocks(transformer, x, attn_mask=None, deep=(), inject=None):
         else: x = block(x, attn_mask=attn_mask)
     return x
 
-# %% ../nbs/03_clip.ipynb #8ba1fc0b
+# %% ../nbs/03_clip.ipynb #deb92f15
 def _check_vit(visual):
     "Raise unless `visual` is an open_clip VisionTransformer of the plain CLIP kind."
     if not isinstance(visual, VisionTransformer):
@@ -259,7 +263,7 @@ def _check_vit(visual):
         (not isinstance(visual.patch_dropout, nn.Identity), "patch dropout (build the model with force_patch_dropout=0)")] if bad]
     if problems: raise ValueError("encode_image does not support a vision tower with " + '; '.join(problems))
 
-# %% ../nbs/03_clip.ipynb #ebdfceb0
+# %% ../nbs/03_clip.ipynb #a43d745a
 def _vit_embed(visual, images):
     "The ViT input before prompts and ln_pre: CLS + O patch embeddings, plus positional embedding, (B,1+O,d_v)."
     x = visual.conv1(images.to(visual.conv1.weight.dtype))                    # (B,d_v,H/p,W/p)
@@ -267,7 +271,7 @@ def _vit_embed(visual, images):
     cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)       # (B,1,d_v)
     return torch.cat([cls, x], 1) + visual.positional_embedding.to(x.dtype)  # (B,1+O,d_v)
 
-# %% ../nbs/03_clip.ipynb #310aa80d
+# %% ../nbs/03_clip.ipynb #80118391
 def _check_image_prompts(prompts, visual):
     "Raise unless `prompts` is a non-empty list of (M,b,d_v) tensors, one per layer from 0, with equal M and b."
     n_layers, d_v = len(visual.transformer.resblocks), visual.conv1.out_channels
@@ -279,13 +283,13 @@ def _check_image_prompts(prompts, visual):
         if p.ndim != 3 or p.shape != shape or p.shape[-1] != d_v:
             raise ValueError(f"prompts[{i}] has shape {tuple(p.shape)}; every layer needs (M,b,d_v) = (M,b,{d_v}) with the M and b of prompts[0] {tuple(shape)}")
 
-# %% ../nbs/03_clip.ipynb #d57e21d0
+# %% ../nbs/03_clip.ipynb #24f4f4ad
 class ImageFeatures(NamedTuple):
     "What the image tower gives ALIGN: z (B,M,d) and the token sets (B,M,J,d), all L2-normalised."
     z: Tensor
     tokens: Tensor
 
-# %% ../nbs/03_clip.ipynb #90cf7583
+# %% ../nbs/03_clip.ipynb #320e1273
 def encode_image(
     model:nn.Module,               # an open_clip CLIP with a plain ViT image tower
     images:Tensor,                 # (B,3,H,W), preprocessed as the model expects
@@ -310,14 +314,14 @@ def encode_image(
     x = x.reshape(B, M, *x.shape[1:])                                        # (B,M,1+J,d)
     return ImageFeatures(x[:, :, 0], x[:, :, 1:])
 
-# %% ../nbs/03_clip.ipynb #b295409c
+# %% ../nbs/03_clip.ipynb #7a6b7d6c
 class TextFeatures(NamedTuple):
     "What the text tower gives ALIGN: h (S,d), tokens (S,T',d), both L2-normalised, and valid (S,T'), True on positions 0..eot."
     h: Tensor
     tokens: Tensor
     valid: Tensor
 
-# %% ../nbs/03_clip.ipynb #70d58ea2
+# %% ../nbs/03_clip.ipynb #1ff600da
 def _check_deep_text(deep, S, d_t, n_layers, ctx_start, lo):
     "The deep prompts as (S,b,d_t) tensors; raise on a bad shape, too many layers or an overwritten EOT."
     if len(deep) > n_layers - 1: raise ValueError(f"{len(deep)} deep prompt layers, but the text tower has only {n_layers - 1} blocks after the first")
@@ -329,7 +333,7 @@ def _check_deep_text(deep, S, d_t, n_layers, ctx_start, lo):
     if out and ctx_start + b > lo: raise ValueError(f"deep prompts at positions {ctx_start}..{ctx_start + b - 1} would overwrite an EOT at position {lo}")
     return out
 
-# %% ../nbs/03_clip.ipynb #4cc4eb85
+# %% ../nbs/03_clip.ipynb #2351e008
 def encode_text(
     model:nn.Module,             # an open_clip CLIP (causal text tower, EOT pooling)
     embeds:Tensor,               # (S,T,d_t) input token embeddings, context vectors already in place
@@ -356,7 +360,7 @@ def encode_text(
     valid = torch.arange(T, device=eot.device) <= eot[:, None]             # (S,T')
     return TextFeatures(x[torch.arange(S, device=x.device), eot], x, valid)
 
-# %% ../nbs/03_clip.ipynb #9d6f7a43
+# %% ../nbs/03_clip.ipynb #4f448fd6
 class ClipDims(NamedTuple):
     "The sizes of a CLIP: d, d_v, d_t, blocks per tower, O patches, T text positions."
     d: int

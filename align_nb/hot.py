@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['token_similarity', 'length_buckets', 'token_ot', 'combined_cost', 'prompt_ot', 'align_logits']
 
-# %% ../nbs/02_hierarchical_ot.ipynb #d355685b
+# %% ../nbs/02_hierarchical_ot.ipynb #61708f96
 import math
 import torch
 from torch import Tensor
 from .sinkhorn import sinkhorn, transport_cost, entropy
 
-# %% ../nbs/02_hierarchical_ot.ipynb #1d26449b
+# %% ../nbs/02_hierarchical_ot.ipynb #3fa17373
 def token_similarity(
     img_tokens:Tensor,         # (B,M,J,d) image token sets
     txt_tokens:Tensor,         # (k,N,L,d) text token sets of a chunk of k classes
@@ -23,7 +23,7 @@ def token_similarity(
     S = img_tokens.reshape(B * M * J, d) @ txt_tokens.reshape(k * N * L, d).T           # (BMJ, kNL)
     return S.view(B, M, J, k, N, L).permute(0, 3, 1, 4, 2, 5).contiguous()
 
-# %% ../nbs/02_hierarchical_ot.ipynb #e649ab2e
+# %% ../nbs/02_hierarchical_ot.ipynb #46759bcf
 def _check_tokens(img_tokens, txt_tokens, txt_mask, img_mask):
     "Shapes of the token sets and their masks; a clear error for each mismatch."
     if img_tokens.dim() != 4: raise ValueError(f"img_tokens must be (B,M,J,d), got shape {tuple(img_tokens.shape)}")
@@ -54,7 +54,7 @@ def length_buckets(
         cur.append(k)
     return chunks + [cur]
 
-# %% ../nbs/02_hierarchical_ot.ipynb #2a50b600
+# %% ../nbs/02_hierarchical_ot.ipynb #fa823676
 def token_ot(
     img_tokens:Tensor,          # (B,M,J,d) L2-normalised image token sets, one per visual prompt
     txt_tokens:Tensor,          # (K,N,L,d) L2-normalised class token sets, padded to the longest class
@@ -88,8 +88,12 @@ def token_ot(
     d = torch.cat(dists, 1)[:, torch.argsort(order)]                                    # (B,K,M,N), classes in order
     return (d, plans) if return_plans else d
 
-# %% ../nbs/02_hierarchical_ot.ipynb #7c9e55ea
+# %% ../nbs/02_hierarchical_ot.ipynb #a339c607
 _MODES = ('paper', 'eq9', 'authors')
+
+def _check_entropic(mode, entropic):
+    "The entropy term belongs to the paper's Eq. 4 and 5; the authors' code has none."
+    if entropic and mode == 'authors': raise ValueError("entropic=True is the paper's Eq. 4 and 5; mode='authors' has no entropy term")
 
 def combined_cost(
     cos:Tensor,              # (...,M,N) cosines between prompt-level features
@@ -107,7 +111,7 @@ def combined_cost(
     if mode == 'eq9': return (1 - beta) * (1 - cos) + beta * d_tok
     return 1 - cos + beta * (1 - d_tok)
 
-# %% ../nbs/02_hierarchical_ot.ipynb #ea373b51
+# %% ../nbs/02_hierarchical_ot.ipynb #88550209
 def prompt_ot(
     cos:Tensor,              # (B,K,M,N) cosines between visual and textual prompt-level features
     d_tok:Tensor|None=None,  # (B,K,M,N) token-level distances (from `token_ot`), or None
@@ -121,7 +125,7 @@ def prompt_ot(
 )->tuple:                    # scores (B,K) (logits = scores / tau) and the plans (B,K,M,N)
     "Prompt-level OT (Eq. 4) on the combined cost, and the score whose /tau is the logit (Eq. 7)."
     if plan not in ('sinkhorn', 'uniform'): raise ValueError(f"plan must be 'sinkhorn' or 'uniform', got {plan!r}")
-    if entropic and mode == 'authors': raise ValueError("entropic=True is the paper's Eq. 4; the authors' score has no entropy term")
+    _check_entropic(mode, entropic)
     C = combined_cost(cos, d_tok, mode, beta)                                            # (B,K,M,N)
     M, N = C.shape[-2:]
     if plan == 'uniform' or M * N == 1: T = torch.full_like(C, 1 / (M * N)).detach()
@@ -130,7 +134,7 @@ def prompt_ot(
     dist = transport_cost(T, C) - eps * entropy(T) if entropic else transport_cost(T, C)
     return 1 - dist, T
 
-# %% ../nbs/02_hierarchical_ot.ipynb #540ce3cf
+# %% ../nbs/02_hierarchical_ot.ipynb #01cff096
 def align_logits(
     z:Tensor,                    # (B,M,d) L2-normalised prompt-level image features (CLS per visual prompt)
     h:Tensor,                    # (K,N,d) L2-normalised prompt-level class features (EOT per textual prompt)
@@ -152,7 +156,7 @@ def align_logits(
 )->Tensor:                       # (B,K) logits
     "ALIGN's logits (Eq. 7) from both levels of OT, in the paper's form or the authors'."
     if solver not in ('ours', 'authors'): raise ValueError(f"solver must be 'ours' or 'authors', got {solver!r}")
-    if entropic and mode == 'authors': raise ValueError("entropic=True is the paper's Eq. 4 and 5; the authors' code has no entropy term")
+    _check_entropic(mode, entropic)
     if z.dim() != 3 or h.dim() != 3 or z.shape[-1] != h.shape[-1]:
         raise ValueError(f"z must be (B,M,d) and h (K,N,d) with the same d, got {tuple(z.shape)} and {tuple(h.shape)}")
     kw = dict(n_iters=n_iters, tol=tol, **({'method': 'authors'} if solver == 'authors' else {}))

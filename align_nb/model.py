@@ -5,18 +5,18 @@
 # %% auto #0
 __all__ = ['PRESETS', 'PromptConfig', 'preset', 'ClassFeatures', 'ImageSide', 'PromptCLIP', 'build_model']
 
-# %% ../nbs/05_model.ipynb #9a3152df
+# %% ../nbs/05_model.ipynb #3096dd90
 import math, warnings
 from dataclasses import dataclass, asdict, replace, fields
 from typing import NamedTuple
 import torch
 from torch import nn, Tensor
-from .hot import align_logits, length_buckets
+from .hot import align_logits, length_buckets, _check_entropic
 from .clip import load_clip, clip_dims, encode_image, encode_text, embed_text, tokenize
 from .prompts import TextPrompts, VisualPrompts, _clean_classnames
 from fastcore.basics import patch
 
-# %% ../nbs/05_model.ipynb #155abb5d
+# %% ../nbs/05_model.ipynb #1830dca6
 @dataclass(frozen=True)
 class PromptConfig:
     "One configuration of the framework: prompts on each side and the OT head."
@@ -49,7 +49,7 @@ class PromptConfig:
     checkpoint_text:bool=False   # recompute the text tower's activations in backward: memory for compute
     compile:bool=False           # torch.compile the image tower
 
-# %% ../nbs/05_model.ipynb #37ca1a4d
+# %% ../nbs/05_model.ipynb #1faf2147
 _NO_VIS = dict(n_vis=1, n_ctx_vis=0, depth_vis=0, coupling='none')
 PRESETS = {
     'zeroshot':      PromptConfig(text='template', n_text=1, n_ctx_text=0, depth_text=0, init=None, beta=0., **_NO_VIS),
@@ -65,7 +65,7 @@ PRESETS = {
     'align_authors': PromptConfig(init_style='authors', token_set='authors', mode='authors', solver='authors'),
 }
 
-# %% ../nbs/05_model.ipynb #4e308723
+# %% ../nbs/05_model.ipynb #87c8b280
 def preset(name:str='align', **changes)->PromptConfig:
     "The named preset, with `changes` applied."
     if name not in PRESETS: raise ValueError(f"Unknown preset {name!r}; choose one of {list(PRESETS)}")
@@ -73,7 +73,7 @@ def preset(name:str='align', **changes)->PromptConfig:
     if bad := set(changes) - known: raise ValueError(f"Unknown PromptConfig field(s) {sorted(bad)}; fields are {sorted(known)}")
     return replace(PRESETS[name], **changes)
 
-# %% ../nbs/05_model.ipynb #06e7dc01
+# %% ../nbs/05_model.ipynb #ecd4e8b2
 class ClassFeatures(NamedTuple):
     "The classes as the text tower sees them: h (K,N,d), token sets (K,N,L,d) and their mask (K,N,L)."
     h: Tensor
@@ -91,7 +91,7 @@ def _clamp_depth(cfg, dims):
     if changes: warnings.warn(f"this CLIP has {dims.layers_t} text and {dims.layers_v} vision layers; prompt depth capped: {changes}")
     return replace(cfg, **changes)
 
-# %% ../nbs/05_model.ipynb #83cdbc34
+# %% ../nbs/05_model.ipynb #f45e58a3
 class PromptCLIP(nn.Module):
     "A frozen open_clip CLIP with textual and visual prompts and ALIGN's OT head."
     def __init__(self,
@@ -105,7 +105,7 @@ class PromptCLIP(nn.Module):
             if getattr(cfg, field) not in ok: raise ValueError(f"PromptConfig.{field} must be one of {ok}, got {getattr(cfg, field)!r}")
         if cfg.coupling == 'none' and cfg.n_vis != 1: raise ValueError(f"coupling='none' has no visual prompts, so n_vis must be 1 (the plain image), got {cfg.n_vis}")
         if cfg.visual_support == 'patches' and cfg.beta != 0: raise ValueError("visual_support='patches' (PLOT) has no token sets per visual prompt: set beta=0")
-        if cfg.entropic and cfg.mode == 'authors': raise ValueError("entropic=True is the paper's Eq. 4 and 5; mode='authors' has no entropy term")
+        _check_entropic(cfg.mode, cfg.entropic)
         self.cfg = cfg = _clamp_depth(cfg, clip_dims(clip))
         if cfg.text == 'learned' and cfg.n_text > 1 and cfg.init is not None and cfg.init_style == 'all' and cfg.depth_text <= 1:
             warnings.warn(f"all {cfg.n_text} textual prompt groups start from the same words {cfg.init!r} and there are no "
@@ -132,9 +132,9 @@ class PromptCLIP(nn.Module):
         "The temperature: the config's, else CLIP's own 1/logit_scale.exp()."
         return self.cfg.tau if self.cfg.tau is not None else 1 / self.clip.logit_scale.exp().item()
 
-    def extra_repr(self): return f"K={len(self.classnames)}, learnable={sum(p.numel() for p in self.parameters() if p.requires_grad):,}"
+    def extra_repr(self): return f"K={len(self.classnames)}, learnable={self.n_learnable():,}"
 
-# %% ../nbs/05_model.ipynb #c9e124de
+# %% ../nbs/05_model.ipynb #2144fa48
 def _template_features(clip, template, classnames):
     "Encode a fixed template for every class, once: h (K,1,d), tokens (K,1,L,d), mask (K,1,L)."
     ids, eot = tokenize([template.format(c) for c in _clean_classnames(classnames)])
@@ -162,7 +162,7 @@ def set_classes(self:PromptCLIP,
     self._cache = None
     return self
 
-# %% ../nbs/05_model.ipynb #f8284f82
+# %% ../nbs/05_model.ipynb #1cd3bef9
 @patch
 def _encode_classes(self:PromptCLIP)->ClassFeatures:
     "Run the text tower on all K*N prompted sequences (row k*N+n), in length buckets, and shape the result per class."
@@ -193,7 +193,7 @@ def class_features(self:PromptCLIP)->ClassFeatures:
         with torch.no_grad(): self._cache = (key, self._encode_classes())
     return self._cache[1]
 
-# %% ../nbs/05_model.ipynb #22937b21
+# %% ../nbs/05_model.ipynb #7ce0b3ee
 @patch
 def encode_images(self:PromptCLIP, images:Tensor)->ImageSide:
     "Run the image tower once per visual prompt group: z (B,M,d) and token sets (B,M,J,d)."
@@ -204,7 +204,7 @@ def encode_images(self:PromptCLIP, images:Tensor)->ImageSide:
     if self.cfg.visual_support == 'patches': return ImageSide(f.tokens[:, 0], f.tokens)   # PLOT: z (B,O,d)
     return ImageSide(f.z, f.tokens)
 
-# %% ../nbs/05_model.ipynb #148bdf5f
+# %% ../nbs/05_model.ipynb #0cb6fcfe
 @patch
 def head(self:PromptCLIP, img:ImageSide, cls:ClassFeatures, return_plans:bool=False)->Tensor:
     "Logits (B,K) from the two sides' features: ALIGN's hierarchical OT (`align_logits`) with this model's settings."
@@ -223,7 +223,7 @@ def forward(self:PromptCLIP, images:Tensor)->Tensor:
         img, cls = self.encode_images(images), self.class_features()
     return self.head(img, cls)
 
-# %% ../nbs/05_model.ipynb #df11a0f4
+# %% ../nbs/05_model.ipynb #52c99f1c
 @patch
 def prompt_state_dict(self:PromptCLIP)->dict:
     "The learnable tensors, by name (copies)."
@@ -245,7 +245,7 @@ def n_learnable(self:PromptCLIP)->int:
     "The number of learnable parameters."
     return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-# %% ../nbs/05_model.ipynb #fd870c42
+# %% ../nbs/05_model.ipynb #f857ee98
 def build_model(
     cfg:PromptConfig|str='align',   # a config or a preset name
     clip:str|nn.Module='ViT-B-16',  # an open_clip model name, or a loaded CLIP
