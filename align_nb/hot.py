@@ -156,6 +156,10 @@ def align_logits(
 )->Tensor:                       # (B,K) logits
     "ALIGN's logits (Eq. 7) from both levels of OT, in the paper's form or the authors'."
     if solver not in ('ours', 'authors'): raise ValueError(f"solver must be 'ours' or 'authors', got {solver!r}")
+    for name, v, strict in (('tau', tau, True), ('beta', beta, False)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (strict and v == 0):
+            raise ValueError(f"{name} must be a finite number {'> 0' if strict else '>= 0'}, got {v!r}" +
+                             (" (the authors' sign of the token-level term is mode='authors')" if name == 'beta' and v == v and v < 0 else ''))
     _check_entropic(mode, entropic)
     if z.dim() != 3 or h.dim() != 3 or z.shape[-1] != h.shape[-1]:
         raise ValueError(f"z must be (B,M,d) and h (K,N,d) with the same d, got {tuple(z.shape)} and {tuple(h.shape)}")
