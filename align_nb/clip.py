@@ -134,6 +134,20 @@ def _quiet_random_init():
     try: yield
     finally: root.removeFilter(quiet)
 
+# %% ../nbs/03_clip.ipynb #b8fff42f
+def _unreadable_weights(name, path, e)->str:
+    "Why the weights file `path` could not be loaded into architecture `name`, and what was expected."
+    msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ''
+    if isinstance(e, RuntimeError) and 'state_dict' in str(e):
+        missing = str(e).count('Missing key'), str(e).count('size mismatch')
+        return (f"the weights in {path} do not fit open_clip's {name} (missing keys: {'yes' if missing[0] else 'no'}, "
+                f"shape mismatches: {'yes' if missing[1] else 'no'}): they are for another architecture; pass the "
+                f"model name they were trained as ({type(e).__name__}: {msg})")
+    return (f"cannot read CLIP weights from {path} ({type(e).__name__}: {msg}). Expected a checkpoint of {name}: a "
+            "state dict saved with torch.save, an open_clip or OpenAI checkpoint (.pt, .bin), or a .safetensors file; "
+            "this file is damaged or of another kind (an incomplete download?)")
+
+
 # %% ../nbs/03_clip.ipynb #839160b5
 def load_clip(
     name:str='ViT-B-16',             # open_clip architecture, e.g. 'ViT-B-16' or 'tiny-vit'
@@ -149,8 +163,11 @@ def load_clip(
     if path and not cfg and force_quick_gelu is None and (msg := _file_activation_warning(name)): warnings.warn(msg)
     keep = ('mean', 'std', 'interpolation', 'resize_mode')
     with _quiet_random_init():
-        model = open_clip.create_model(name, pretrained=path, device=device, force_quick_gelu=quick,
-                                       force_preprocess_cfg={k: cfg[k] for k in keep if k in cfg})
+        try: model = open_clip.create_model(name, pretrained=path, device=device, force_quick_gelu=quick,
+                                            force_preprocess_cfg={k: cfg[k] for k in keep if k in cfg})
+        except Exception as e:
+            if path is None: raise
+            raise ValueError(_unreadable_weights(name, path, e)) from e
     return freeze(model)
 
 # %% ../nbs/03_clip.ipynb #3d41ba95
@@ -289,6 +306,25 @@ class ImageFeatures(NamedTuple):
     z: Tensor
     tokens: Tensor
 
+# %% ../nbs/03_clip.ipynb #56dbb959
+def _check_images(images, visual):
+    "Raise, saying how to preprocess, unless `images` is a non-empty float batch (B,3,H,W) of this tower's size."
+    if not isinstance(images, Tensor): raise TypeError(f"images must be a tensor (B,3,H,W), got {type(images).__name__}")
+    size, C = tuple(visual.image_size), visual.conv1.in_channels
+    if images.ndim != 4: raise ValueError(f"images must be (B,{C},H,W) with H,W = {size}, got shape {tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise TypeError(f"images are {images.dtype}, but CLIP takes float images normalised with its mean and std: "
+                        "ToTensor() then Normalize(mean, std), as `transforms_for(clip)` (notebook 08) does; for a uint8 "
+                        "tensor x, (x / 255 - mean) / std per channel")
+    if images.shape[0] == 0: raise ValueError("an empty batch (0 images): pass at least one image")
+    if images.shape[1] != C:
+        raise ValueError(f"images have {images.shape[1]} channels, CLIP takes {C} (RGB): convert grey images with PIL's "
+                         f".convert('RGB') before the transform, or repeat the channel, x.expand(-1, {C}, -1, -1)")
+    if tuple(images.shape[-2:]) != size:
+        raise ValueError(f"images must be (B,{C},H,W) with H,W = {size}, got {tuple(images.shape)}: resize and crop them "
+                         "to the model's input size (the test transform of `transforms_for`)")
+
+
 # %% ../nbs/03_clip.ipynb #320e1273
 def encode_image(
     model:nn.Module,               # an open_clip CLIP with a plain ViT image tower
@@ -298,8 +334,7 @@ def encode_image(
     "Run the image tower once per visual prompt group: CLS feature and patch+prompt token set, L2-normalised."
     visual = model.visual
     _check_vit(visual)
-    if images.ndim != 4 or tuple(images.shape[-2:]) != tuple(visual.image_size):
-        raise ValueError(f"images must be (B,3,H,W) with H,W = {tuple(visual.image_size)}, got {tuple(images.shape)}")
+    _check_images(images, visual)
     x = _vit_embed(visual, images)                                           # (B,1+O,d_v)
     B, M, b = x.shape[0], 1, 0
     if prompts is not None:

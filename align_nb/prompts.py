@@ -73,9 +73,15 @@ class TextPrompts(nn.Module):
 
 # %% ../nbs/04_prompts.ipynb #f1f95fdf
 def _clean_classnames(classnames):
-    "Class names with `_` read as spaces; raise on an empty list or empty names, warn on duplicates."
-    if isinstance(classnames, str) or not len(classnames): raise ValueError("classnames must be a non-empty list of strings")
-    names = [' '.join(str(c).replace('_', ' ').split()) for c in classnames]
+    "Class names with `_` read as spaces; raise on anything but a non-empty list of non-empty strings, warn on duplicates."
+    if isinstance(classnames, (str, bytes)) or not hasattr(classnames, '__iter__'):
+        raise TypeError(f"classnames must be a list of strings, one per class, got {type(classnames).__name__} "
+                        f"{classnames!r:.60}" + (f": write [{classnames!r}] for a single class" if isinstance(classnames, str) else ''))
+    classnames = list(classnames)
+    if not classnames: raise ValueError("classnames must be a non-empty list of strings")
+    bad = [(i, c) for i, c in enumerate(classnames) if not isinstance(c, str)]
+    if bad: raise TypeError(f"class names must be strings; index {bad[0][0]} is {type(bad[0][1]).__name__} {bad[0][1]!r:.40}")
+    names = [' '.join(c.replace('_', ' ').split()) for c in classnames]
     if '' in names: raise ValueError(f"empty class name at index {names.index('')}")
     dups = sorted({c for c in names if names.count(c) > 1})
     if dups: warnings.warn(f"duplicate class names (after '_' -> ' '): {dups}; their classes get identical prompts "
