@@ -14,7 +14,7 @@ __all__ = ['CLIP_MEAN', 'CLIP_STD', 'COOP_DATASETS_MD', 'LAYOUTS', 'CALTECH101_I
            'read_fashion_mnist', 'check_image_files', 'build_dataset']
 
 # %% ../nbs/06_data.ipynb #4d852378
-import gzip, json, math, os, pickle, random, warnings
+import gzip, hashlib, json, math, os, pickle, random, warnings
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Callable
@@ -52,8 +52,13 @@ def label_names(items:list) -> dict:
 
 # %% ../nbs/06_data.ipynb #f08e1d85
 def open_rgb(d:Datum) -> Image.Image:
-    "Open the image file `d.impath` as an RGB PIL image."
-    with Image.open(d.impath) as im: return im.convert('RGB')
+    "Open the image file `d.impath` as an RGB PIL image; a missing, truncated or unreadable file is named."
+    try:
+        with Image.open(d.impath) as im: return im.convert('RGB')
+    except FileNotFoundError: raise FileNotFoundError(f"image file not found: {d.impath} (label {d.label}, {d.classname!r})") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise OSError(f"cannot read image {d.impath} (label {d.label}, {d.classname!r}): {e}. The file is truncated or "
+                      "damaged: restore it from the dataset's archive, or remove it from the split") from e
 
 class ImageDataset(Dataset):
     "A torch `Dataset` over a list of `Datum`: item i is `(transform(image), label)`."
@@ -67,6 +72,23 @@ class ImageDataset(Dataset):
         d = self.items[i]
         img = self.loader(d)
         return (self.transform(img) if self.transform else img), d.label
+
+# %% ../nbs/06_data.ipynb #7a518b91
+def _relpath(p:str, image_dir:str) -> str:
+    "`p` relative to `image_dir` when it lies under it (fast: a prefix cut), else `p`."
+    pre = image_dir.rstrip('/') + '/' if image_dir else ''
+    return p[len(pre):] if pre and p.startswith(pre) else p
+
+def _check_no_orphans(ds):
+    "Raise, naming them, if val or test hold classes that have no training images (they could never be predicted)."
+    orphans = sorted({d.label for d in ds.val + ds.test} - set(range(ds.num_classes)))
+    if orphans:
+        names = {d.label: d.classname for d in ds.val + ds.test}
+        raise ValueError(f"{ds.name or 'dataset'}: class{'es' if len(orphans) > 1 else ''} " +
+                         ', '.join(f"{y} ({names[y]!r})" for y in orphans[:5]) +
+                         f" appear{'' if len(orphans) > 1 else 's'} in val or test but ha{'ve' if len(orphans) > 1 else 's'} "
+                         "no training images: add training images for it to the split, or remove it from val and test")
+
 
 # %% ../nbs/06_data.ipynb #75e281d7
 @dataclass(repr=False)
@@ -84,6 +106,7 @@ class DatasetSplits:
         self.lab2cname = {y: prompt_name(c) for y, c in label_names(self.train_x or self.test).items()}
         self.classnames = list(self.lab2cname.values())
         self.num_classes = len(self.classnames)
+        if self.train_x: _check_no_orphans(self)
     def __repr__(self):
         return (f"DatasetSplits({self.name!r}: {self.num_classes} classes, train {len(self.train_x)}, "
                 f"val {len(self.val)}, test {len(self.test)})")
@@ -91,6 +114,14 @@ class DatasetSplits:
         "The torch `Dataset` of split 'train', 'val' or 'test'."
         items = {'train': self.train_x, 'val': self.val, 'test': self.test}[split]
         return ImageDataset(items, transform, self.loader)
+    def fingerprint(self, *splits:str) -> str:
+        "SHA-256 of the items of `splits` (default all three): paths relative to `image_dir`, labels, class names, in order."
+        h = hashlib.sha256(getattr(self.loader, 'fingerprint', lambda: '')().encode())   # in-memory images: their pixels
+        for s in splits or ('train', 'val', 'test'):
+            h.update(f'[{s}]'.encode())
+            for d in {'train': self.train_x, 'val': self.val, 'test': self.test}[s]:
+                h.update(f'{_relpath(d.impath, self.image_dir)}\t{d.label}\t{d.classname}\n'.encode())
+        return h.hexdigest()
 
 # %% ../nbs/06_data.ipynb #51001ae9
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -177,17 +208,54 @@ def load_dassl_pickle(path:str,       # a Dassl `shot_*.pkl` or ImageNet's `prep
     def convert(d): return Datum(reroot(d._impath, image_dir, marker), int(d._label), d._classname, int(d._domain))
     return {split: [convert(d) for d in items] for split, items in data.items()}
 
+def _read_json(path:str):
+    "Parse a JSON file; a malformed one is named, with the line and column of the fault."
+    with open(path) as f:
+        try: return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno} "
+                             "(a truncated download or a hand edit?)") from None
+
 def read_split_json(path:str, image_dir:str) -> dict:
     "Read a split file `{'train': [[relpath, label, classname], ...], ...}` as lists of `Datum` under `image_dir`."
-    with open(path) as f: split = json.load(f)
-    return {k: [Datum(os.path.join(image_dir, p), int(y), c) for p, y, c in v] for k, v in split.items()}
+    split = _read_json(path)
+    if not isinstance(split, dict): raise ValueError(f"{path}: a split file is a JSON object of splits, got a {type(split).__name__}")
+    out = {}
+    for k, v in split.items():
+        if k.startswith('_'): continue                                      # our metadata (see fewshot_with_cache)
+        ok = isinstance(v, list) and all(isinstance(e, list) and len(e) == 3 and isinstance(e[0], str) and
+                                         isinstance(e[1], int) and not isinstance(e[1], bool) and isinstance(e[2], str) for e in v)
+        if not ok:
+            bad = next((i for i, e in enumerate(v) if not (isinstance(e, list) and len(e) == 3)), 0) if isinstance(v, list) else None
+            raise ValueError(f"{path}: split {k!r} must be a list of [relative path, integer label, class name] triples" +
+                             (f"; entry {bad} is {v[bad]!r:.80}" if bad is not None and v else ''))
+        out[k] = [Datum(os.path.join(image_dir, p), y, c) for p, y, c in v]
+    return out
 
-def write_split_json(path:str, splits:dict, image_dir:str):
-    "Write lists of `Datum` as a split file (CoOp's split_zhou format), paths relative to `image_dir`."
+def write_split_json(path:str, splits:dict, image_dir:str, meta:dict|None=None):
+    "Write lists of `Datum` as a split file (CoOp's split_zhou format), paths relative to `image_dir`; `meta` as '_source'."
     out = {k: [[os.path.relpath(d.impath, image_dir), d.label, d.classname] for d in v] for k, v in splits.items()}
+    if meta: out['_source'] = meta
     tmp = f'{path}.{os.getpid()}.tmp'
     with open(tmp, 'w') as f: json.dump(out, f)
     os.replace(tmp, path)                      # atomic: a run started alongside never reads half a file
+
+# %% ../nbs/06_data.ipynb #7dc9030a
+def _check_cached_items(cached:dict, ds:DatasetSplits, path:str):
+    "Every cached item must be an item of the dataset's split, with the same label; else refuse, naming the file."
+    for split, items in (('train', cached['train']), ('val', [] if ds.val_is_test else cached.get('val', []))):
+        source = {_relpath(d.impath, ds.image_dir): d.label for d in (ds.train_x if split == 'train' else ds.val)}
+        bad = [d for d in items if source.get(_relpath(d.impath, ds.image_dir)) != d.label]
+        if bad:
+            d = bad[0]
+            now = source.get(_relpath(d.impath, ds.image_dir))
+            raise ValueError(f"the cached few-shot split {path} does not match the dataset: {len(bad)} of its {split} "
+                             f"images are not in the dataset's {split} split with the same label, e.g. {d.impath} "
+                             f"(label {d.label} in the cache, {'absent' if now is None else f'label {now}'} in the dataset). "
+                             "It was drawn from other data; align_nb does not redraw a split it did not write (Dassl's "
+                             "pickles are the splits other methods trained on): restore the data it was drawn from, or "
+                             "move the file away to draw a new split")
+
 
 # %% ../nbs/06_data.ipynb #30afe1c3
 def fewshot_with_cache(ds:DatasetSplits,     # the full dataset
@@ -200,21 +268,30 @@ def fewshot_with_cache(ds:DatasetSplits,     # the full dataset
     if num_shots < 1 or not ds.train_x: return ds
     if cache_dir is None: return sample_fewshot(ds, num_shots, seed, repeat)
     stem = os.path.join(cache_dir, f'shot_{num_shots}-seed_{seed}')
-    if os.path.exists(stem + '.pkl'): cached = load_dassl_pickle(stem + '.pkl', ds.image_dir, marker)
-    elif os.path.exists(stem + '.json'): cached = read_split_json(stem + '.json', ds.image_dir)
-    else:
+    source = dict(sha256=ds.fingerprint('train', *(() if ds.val_is_test else ('val',))), repeat=repeat)  # what it is drawn from
+    if os.path.exists(stem + '.pkl'): path, cached, meta = stem + '.pkl', load_dassl_pickle(stem + '.pkl', ds.image_dir, marker), None
+    elif os.path.exists(stem + '.json'): path, meta = stem + '.json', (lambda r: r.get('_source') if isinstance(r, dict) else None)(_read_json(stem + '.json'))
+    else: path = None
+    if path and path.endswith('.json'):
+        if meta is not None and meta != source:                      # ours, drawn from other data: draw again
+            warnings.warn(f"the few-shot split {path} was drawn from other data (the dataset's split changed since, or "
+                          "repeat= differs): it is drawn again from the current data and saved")
+            path = None
+        else: cached = read_split_json(path, ds.image_dir)
+    if path is None:
         fs = sample_fewshot(ds, num_shots, seed, repeat)
         try:
             os.makedirs(cache_dir, exist_ok=True)
-            write_split_json(stem + '.json', {'train': fs.train_x, **({} if ds.val_is_test else {'val': fs.val})}, ds.image_dir)
+            write_split_json(stem + '.json', {'train': fs.train_x, **({} if ds.val_is_test else {'val': fs.val})}, ds.image_dir, source)
         except OSError as e: warnings.warn(f"could not save the few-shot split in {cache_dir}: {e}")
         return fs
     names = {d.label: d.classname for d in ds.train_x}               # the dataset's names win (renames, edits)
     have = {d.label for d in cached['train']}
     if have != set(names):
-        raise ValueError(f"the cached few-shot split {stem}.* does not match the dataset: it has labels "
+        raise ValueError(f"the cached few-shot split {path} does not match the dataset: it has labels "
                          f"{sorted(have - set(names))[:5]} that the dataset lacks and lacks {sorted(set(names) - have)[:5]}; "
                          "it was drawn from other data: delete it to draw again")
+    if meta is None: _check_cached_items(cached, ds, path)           # Dassl's pickle, or a json without a fingerprint
     def named(items): return [replace(d, classname=names[d.label]) for d in items]
     return replace(ds, train_x=named(cached['train']), val=ds.val if ds.val_is_test else named(cached['val']))
 
@@ -542,6 +619,10 @@ def read_image_folder(root:str, name:str='image_folder'):
         if not os.path.isdir(os.path.join(root, split)):
             raise FileNotFoundError(f"{name}: not found: {os.path.join(root, split)}\n" + _image_folder_help(root))
     classes = _subfolders(os.path.join(root, 'train'))
+    empty = [c for c in classes if not any(f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(os.path.join(root, 'train', c)))]
+    if empty: raise ValueError(f"{name}: the class folder{'s' if len(empty) > 1 else ''} " + ', '.join(os.path.join(root, 'train', c) for c in empty[:5]) +
+                               f" hold{'' if len(empty) > 1 else 's'} no images (files ending in {', '.join(IMAGE_EXTENSIONS)}): add "
+                               "training images, or remove the folder")
     def read(split):
         folder = os.path.join(root, split)
         if not os.path.isdir(folder): return []
@@ -616,7 +697,14 @@ def balanced_first(labels:np.ndarray, n:int) -> np.ndarray:
 
 class ArrayImages:
     "Loader for in-memory images: `Datum.impath` 'split/i' is image i of `arrays[split]`, returned as RGB."
-    def __init__(self, arrays:dict): self.arrays = arrays
+    def __init__(self, arrays:dict): self.arrays, self._digest = arrays, None
+    def fingerprint(self) -> str:
+        "SHA-256 of the arrays' pixels, computed once: what the items' keys point to."
+        if self._digest is None:
+            h = hashlib.sha256()
+            for k in sorted(self.arrays): h.update(k.encode()); h.update(np.ascontiguousarray(self.arrays[k]).tobytes())
+            self._digest = h.hexdigest()
+        return self._digest
     def __call__(self, d:Datum) -> Image.Image:
         split, i = d.impath.rsplit('/', 1)
         return Image.fromarray(self.arrays[split][int(i)]).convert('RGB')
@@ -667,6 +755,8 @@ def build_dataset(name:str,            # a key of `DATASETS`
                   **kwargs) -> DatasetSplits:  # passed to the reader (e.g. n_test for Fashion-MNIST)
     "Read dataset `name`, draw its few-shot split for `seed`, keep the `subsample` classes: Dassl's order."
     if name not in DATASETS: raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    if not isinstance(num_shots, int) or isinstance(num_shots, bool) or num_shots < 0:
+        raise ValueError(f"num_shots must be an integer >= 0 (0: every training image), got {num_shots!r}")
     check_subsample(subsample)
     if root is None and name != 'fashion_mnist': raise ValueError(f"{name!r} needs `root`, the folder holding its data")
     root = root and os.path.abspath(os.path.expanduser(root))
