@@ -4,24 +4,36 @@
 
 # %% auto #0
 __all__ = ['OFFLINE_DEFAULT', 'align_nb_main', 'align_nb_fewshot', 'align_nb_base2new', 'align_nb_crossdataset', 'align_nb_dg',
-           'align_nb_eval']
+           'align_nb_eval', 'cmd_align_nb', 'cmd_align_nb_fewshot', 'cmd_align_nb_base2new',
+           'cmd_align_nb_crossdataset', 'cmd_align_nb_dg', 'cmd_align_nb_eval']
 
 # %% ../nbs/09_cli.ipynb #659812b3
-import json, time, warnings
+import argparse, json, numbers, secrets, sys, time, warnings
 from dataclasses import replace
 from pathlib import Path
 import torch
-from fastcore.script import call_parse
-from .train import TrainConfig, evaluate, load_run, load_checkpoint, CKPT, setup_distributed, is_main
-from .data import build_dataset
+from fastcore.script import call_parse, anno_parser
+from .train import TrainConfig, evaluate, load_run, load_checkpoint, unfinished, CKPT, setup_distributed, is_main
+from .data import build_dataset, check_subsample, DATASETS
 from .protocols import (ClipSpec, make_clip, transforms_for, recipe, run, few_shot, base_to_new, cross_dataset,
-                                domain_generalisation, CROSS_DATASET_TARGETS, DG_TARGETS)
+                                domain_generalisation, run_key, clip_weights_id, CROSS_DATASET_TARGETS, DG_TARGETS)
+
 
 # %% ../nbs/09_cli.ipynb #f5108553
 OFFLINE_DEFAULT = dict(epochs=50, lr=0.0035, crop_scale=(1.0, 1.0))   # the main job's recipe (see above)
 
 def _device(device:str|None)->str:
-    "The device to use: as given, else CUDA when there is one; under torchrun, this process's GPU."
+    "The device to use: as given (checked), else CUDA when there is one; under torchrun, this process's GPU."
+    if device is not None:
+        try: dev = torch.device(device)
+        except (RuntimeError, TypeError): raise ValueError(f"--device {device!r} is not a device: use cpu, cuda or cuda:N") from None
+        if dev.type == 'cuda':
+            if not torch.cuda.is_available():
+                raise ValueError(f"--device {device} asks for a GPU, but PyTorch sees none here (torch.cuda.is_available() is "
+                                 "False): use --device cpu, or leave --device out to use a GPU when there is one")
+            if dev.index is not None and dev.index >= torch.cuda.device_count():
+                raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+        elif dev.type not in ('cpu', 'mps'): raise ValueError(f"--device {device}: use cpu or cuda")
     return setup_distributed(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
 
 def _say(*args):
@@ -32,15 +44,64 @@ def _clip_spec(model:str, pretrained:str|None, clip_seed:int)->ClipSpec:
     "A ClipSpec from command-line strings ('none' means random weights)."
     return ClipSpec(model, None if pretrained in (None, '', 'none', 'None') else pretrained, clip_seed)
 
-def _ints(s)->tuple:
-    "'1,2,4' (or an int, or a list) -> (1, 2, 4)."
-    if isinstance(s, int): return (s,)
-    if isinstance(s, (list, tuple)): return tuple(int(x) for x in s)
-    return tuple(int(x) for x in str(s).replace(' ', ',').split(',') if x)
+def _ints(s, flag:str='--shots')->tuple:
+    "'1,2,4' (or an int, or a list) -> (1, 2, 4): distinct integers >= 1, else a ValueError that names the flag."
+    try:
+        if isinstance(s, (list, tuple)): vals = tuple(int(x) for x in s)
+        elif isinstance(s, numbers.Integral): vals = (int(s),)
+        else: vals = tuple(int(x) for x in str(s).replace(' ', ',').split(',') if x)
+    except (TypeError, ValueError): vals = ()
+    if not vals or min(vals) < 1 or len(set(vals)) < len(vals):
+        raise ValueError(f"{flag} must be distinct integers >= 1, comma-separated (e.g. 1,2,4,8,16), got {s!r}")
+    return vals
+
+def _shots(s)->int:
+    "One shot count: an integer >= 1, or 'all' (0, every training image)."
+    if str(s).strip().lower() == 'all': return 0
+    vals = _ints(s, '--shots')
+    if len(vals) > 1: raise ValueError(f"--shots takes one number here (or 'all'), got {s!r}")
+    return vals[0]
+
+def _names(s, flag:str)->tuple:
+    "Comma-separated dataset names, each one `align_nb` knows."
+    names = tuple(x for x in str(s).replace(' ', ',').split(',') if x)
+    bad = [n for n in names if n not in DATASETS]
+    if not names or bad: raise ValueError(f"{flag}: unknown dataset(s) {bad or [s]}; known: {', '.join(DATASETS)}")
+    return names
+
+def _check(flag:str, v, kind:str):
+    "Range checks of the command-line numbers, with the flag's name."
+    if v is None: return v
+    ok = {'count': lambda v: v >= 1, 'rate': lambda v: v > 0 and v < float('inf'), 'share': lambda v: 0 < v <= 1,
+          'index': lambda v: v >= 0}[kind](v)
+    want = {'count': 'an integer >= 1', 'rate': 'a number > 0', 'share': 'a number in (0, 1]', 'index': 'an integer >= 0'}[kind]
+    if not ok: raise ValueError(f"{flag} must be {want}, got {v}")
+    return v
 
 def _train_changes(epochs, lr, batch_size, num_workers)->dict:
-    "TrainConfig fields given on the command line."
+    "TrainConfig fields given on the command line, checked."
+    _check('--epochs', epochs, 'count'); _check('--lr', lr, 'rate'); _check('--batch_size', batch_size, 'count')
+    _check('--num_workers', num_workers, 'index')
     return {k: v for k, v in dict(epochs=epochs, lr=lr, batch_size=batch_size, num_workers=num_workers).items() if v is not None}
+
+_EXPECTED = (ValueError, TypeError, OSError, ArithmeticError, torch.cuda.OutOfMemoryError)   # errors with a message for people
+
+def _console(func, argv=None):
+    "Run `func` as a command: parse `argv` (sys.argv), call it; an expected error is one line `prog: error: ...`, exit 2."
+    prog = func.__name__.replace('_main', '')
+    p = anno_parser(func, prog)
+    p.add_argument('--debug', action='store_true', help='on an error, show the full traceback')
+    args = vars(p.parse_args(argv))
+    debug = args.pop('debug'); args.pop('pdb', None); args.pop('xtra', None)
+    try: func(**args)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr); sys.exit(130)
+    except _EXPECTED as e:
+        if debug: raise
+        first, *rest = (str(e).strip() or type(e).__name__).splitlines()
+        print('\n'.join([f"{prog}: error: {first}", *rest]), file=sys.stderr)
+        sys.exit(2)
+
 
 # %% ../nbs/09_cli.ipynb #14152696
 @call_parse
@@ -50,16 +111,16 @@ def align_nb_main(
     model:str='tiny',               # open_clip model name, e.g. ViT-B-16; 'tiny' for the tiny random CLIP
     pretrained:str=None,            # pretrained tag (openai), a checkpoint file, or none for random weights
     preset:str='align',             # method: align, align_authors, maple, coop, vpt, ivlp, plot, plotpp, zeroshot
-    shots:int=16,                   # training images per class (0: all)
+    shots:str='16',                 # training images per class (an integer >= 1), or all
     seed:int=1,                     # few-shot draw, prompt init and data order
     hparams:str='paper',            # recipe: paper or authors (few-shot setting); ignored by the offline default
-    epochs:int=None,                # override the recipe's epochs
-    lr:float=None,                  # override the recipe's learning rate
+    epochs:int=None,                # override the recipe's epochs (>= 1)
+    lr:float=None,                  # override the recipe's learning rate (> 0)
     batch_size:int=None,            # override the batch size (4)
-    crop_scale:float=None,          # smallest random-crop area (Dassl: 0.08; the offline default: 1.0)
+    crop_scale:float=None,          # smallest random-crop area, in (0, 1] (Dassl: 0.08; the offline default: 1.0)
     n_test:int=2000,                # Fashion-MNIST only: test images, class-balanced
-    out:str=None,                   # run folder (default: runs/<dataset>-<preset>-<shots>shot-seed<seed>-<time>)
-    resume:bool=False,              # continue the run in --out
+    out:str=None,                   # run folder (default: runs/<dataset>-<preset>-<shots>shot-seed<seed>-<time>-<random>)
+    resume:bool=False,              # continue the run in --out (with the settings it was started with)
     overwrite:bool=False,           # start the run in --out again
     device:str=None,                # cpu or cuda (default: cuda when available)
     num_workers:int=0,              # data-loading processes
@@ -68,29 +129,43 @@ def align_nb_main(
 ):
     "Train prompts on one dataset and report zero-shot and trained test accuracy (no arguments: the offline main job)."
     t0 = time.time()
-    clip = _clip_spec(model, pretrained, clip_seed)
+    n_shots, clip = _shots(shots), _clip_spec(model, pretrained, clip_seed)
+    changes = _train_changes(epochs, lr, batch_size, num_workers)
+    _check('--crop_scale', crop_scale, 'share'); _check('--n_test', n_test, 'count')
+    if resume and not out: raise ValueError("--resume needs --out, the run folder to continue")
+    if resume and overwrite: raise ValueError("--resume and --overwrite contradict each other: choose one")
+    dev = _device(device)
     offline_default = dataset == 'fashion_mnist' and model == 'tiny'
-    if offline_default: cfg, changes = TrainConfig(epochs=OFFLINE_DEFAULT['epochs'], lr=OFFLINE_DEFAULT['lr']), {}
-    else: cfg, changes = recipe('fewshot', hparams, dataset, shots) if shots in (1, 2, 4, 8, 16) else (TrainConfig(), {})
-    cfg = replace(cfg, seed=seed, **_train_changes(epochs, lr, batch_size, num_workers))
+    if offline_default: cfg, model_changes = TrainConfig(epochs=OFFLINE_DEFAULT['epochs'], lr=OFFLINE_DEFAULT['lr']), {}
+    elif n_shots in (1, 2, 4, 8, 16): cfg, model_changes = recipe('fewshot', hparams, dataset, n_shots)
+    else: cfg, model_changes = TrainConfig(), {}
+    cfg = replace(cfg, seed=seed, **changes)
     scale = (crop_scale, 1.0) if crop_scale is not None else (OFFLINE_DEFAULT['crop_scale'] if offline_default else (0.08, 1.0))
-    out = out or f"runs/{dataset}-{preset}-{shots}shot-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = out or f"runs/{dataset}-{preset}-{shots}shot-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    what = 'nothing to train' if preset == 'zeroshot' else f"{cfg.epochs} epochs, lr {cfg.lr}, batch {cfg.batch_size}"
     _say(f"align_nb: {preset} on {dataset}, {shots} shots, seed {seed}; CLIP {model} ({clip.pretrained or 'random weights'}); "
-          f"{cfg.epochs} epochs, lr {cfg.lr}, batch {cfg.batch_size}; run folder {out}")
+         f"{what}; run folder {out}")
     with warnings.catch_warnings(record=True) as notes:
         warnings.simplefilter('always')
-        res = run(dataset, root, preset, clip, shots, seed, 'all', cfg, changes, zero_shot=preset != 'zeroshot', out_dir=out, resume=resume,
-                  overwrite=overwrite, crop_scale=scale, n_test=n_test, device=_device(device), quiet=quiet)
+        res = run(dataset, root, preset, clip, n_shots, seed, 'all', cfg, model_changes, zero_shot=preset != 'zeroshot', out_dir=out,
+                  resume=resume, overwrite=overwrite, crop_scale=scale, n_test=n_test, device=dev, quiet=quiet)
     for msg in dict.fromkeys(str(n.message) for n in notes): _say(f"note: {msg}")
     acc = res['test'][f'{dataset}/all']
     if preset == 'zeroshot':
         _say(f"zero-shot accuracy: {acc:.2f}%  ({res['n_classes']} classes, template {res['templates'][f'{dataset}/all']!r}; nothing to train)")
     else:
-        _say(f"zero-shot accuracy: {res.get('zero_shot', float('nan')):.2f}%")
-        _say(f"trained accuracy:   {acc:.2f}%  ({res['n_classes']} classes, {res['n_train']} training images)")
+        _say(f"zero-shot accuracy: {res['zero_shot']:.2f}%")
+        _say(f"trained accuracy:   {acc:.2f}%  ({res['n_classes']} classes, {res['n_train']} training images, {res['train']['epochs']} epochs)")
     _say(f"time: {time.time() - t0:.0f} s  (results in {Path(out) / 'results.json'})")
 
+
 # %% ../nbs/09_cli.ipynb #6a865753
+def _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device)->dict:
+    "The checked arguments every protocol command shares."
+    if hparams not in ('paper', 'authors'): raise ValueError(f"--hparams must be paper or authors, got {hparams!r}")
+    return dict(root=root, seeds=_ints(seeds, '--seeds'), clip=_clip_spec(model, pretrained, clip_seed), hparams=hparams,
+                train_changes=_train_changes(epochs, lr, batch_size, num_workers), device=_device(device))
+
 @call_parse
 def align_nb_fewshot(
     dataset:str,                  # dataset (align_nb.data.DATASETS)
@@ -101,15 +176,17 @@ def align_nb_fewshot(
     pretrained:str='openai',      # pretrained tag, checkpoint file, or none
     preset:str='align',           # method preset
     hparams:str='paper',          # paper or authors
-    out:str='runs/fewshot',       # output folder
-    resume:bool=False,            # skip finished runs and continue interrupted ones
+    out:str='runs/fewshot',       # output folder (runs go to out/<dataset>/<preset>-<hparams>_<clip>[_overrides]/)
+    resume:bool=False,            # skip finished runs and continue interrupted ones (of this method and recipe)
     epochs:int=None, lr:float=None, batch_size:int=None, # override the recipe
     device:str=None, num_workers:int=0, clip_seed:int=0, quiet:bool=False,
 ):
     "Few-shot protocol: accuracy per shot count, mean and std over seeds, beside the paper's."
-    rows = few_shot(dataset, root, _ints(shots), _ints(seeds), preset, _clip_spec(model, pretrained, clip_seed), hparams, out,
-                    resume, _train_changes(epochs, lr, batch_size, num_workers), device=_device(device), quiet=quiet)
-    _say((Path(out) / dataset / 'fewshot.md').read_text())
+    _names(dataset, 'dataset')
+    a = _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device)
+    few_shot(dataset, a['root'], _ints(shots, '--shots'), a['seeds'], preset, a['clip'], hparams, out, resume, a['train_changes'],
+             device=a['device'], quiet=quiet)
+    _say((Path(out) / dataset / run_key(preset, hparams, a['clip'], a['train_changes']) / 'fewshot.md').read_text())
 
 @call_parse
 def align_nb_base2new(
@@ -117,15 +194,17 @@ def align_nb_base2new(
     root:str=None,                # folder holding the datasets
     seeds:str='1,2,3',            # seeds, comma-separated
     model:str='ViT-B-16', pretrained:str='openai', preset:str='align', hparams:str='paper',
-    out:str='runs/base2new',      # output folder
-    resume:bool=False,            # skip finished runs and continue interrupted ones
+    out:str='runs/base2new',      # output folder (runs go to out/<dataset>/<preset>-<hparams>_<clip>[_overrides]/)
+    resume:bool=False,            # skip finished runs and continue interrupted ones (of this method and recipe)
     epochs:int=None, lr:float=None, batch_size:int=None, # override the recipe
     device:str=None, num_workers:int=0, clip_seed:int=0, quiet:bool=False,
 ):
     "Base-to-new protocol: train on the base classes, test on base and new; Base, New and H beside the paper's."
-    base_to_new(dataset, root, _ints(seeds), preset, _clip_spec(model, pretrained, clip_seed), hparams, out, resume,
-                _train_changes(epochs, lr, batch_size, num_workers), device=_device(device), quiet=quiet)
-    _say((Path(out) / dataset / 'base2new.md').read_text())
+    _names(dataset, 'dataset')
+    a = _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device)
+    base_to_new(dataset, a['root'], a['seeds'], preset, a['clip'], hparams, out, resume, a['train_changes'],
+                device=a['device'], quiet=quiet)
+    _say((Path(out) / dataset / run_key(preset, hparams, a['clip'], a['train_changes']) / 'base2new.md').read_text())
 
 @call_parse
 def align_nb_crossdataset(
@@ -138,9 +217,11 @@ def align_nb_crossdataset(
     device:str=None, num_workers:int=0, clip_seed:int=0, quiet:bool=False,
 ):
     "Cross-dataset transfer: train on ImageNet, test on the 10 other datasets, beside the paper's."
-    cross_dataset(root, tuple(targets.split(',')), source, _ints(seeds), preset, _clip_spec(model, pretrained, clip_seed), hparams,
-                  out, resume, _train_changes(epochs, lr, batch_size, num_workers), shots, device=_device(device), quiet=quiet)
-    _say((Path(out) / 'crossdataset.md').read_text())
+    _names(source, '--source'); _check('--shots', shots, 'count')
+    a = _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device)
+    cross_dataset(a['root'], _names(targets, '--targets'), source, a['seeds'], preset, a['clip'], hparams, out, resume,
+                  a['train_changes'], shots, device=a['device'], quiet=quiet)
+    _say((Path(out) / run_key(preset, hparams, a['clip'], a['train_changes']) / 'crossdataset.md').read_text())
 
 @call_parse
 def align_nb_dg(
@@ -153,10 +234,11 @@ def align_nb_dg(
     device:str=None, num_workers:int=0, clip_seed:int=0, quiet:bool=False,
 ):
     "Domain generalisation: train on ImageNet, test on ImageNet-V2, -Sketch, -A, -R, beside the paper's."
-    domain_generalisation(root, tuple(targets.split(',')), source, _ints(seeds), preset, _clip_spec(model, pretrained, clip_seed),
-                          hparams, out, resume, _train_changes(epochs, lr, batch_size, num_workers), shots,
-                          device=_device(device), quiet=quiet)
-    _say((Path(out) / 'dg.md').read_text())
+    _names(source, '--source'); _check('--shots', shots, 'count')
+    a = _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device)
+    domain_generalisation(a['root'], _names(targets, '--targets'), source, a['seeds'], preset, a['clip'], hparams, out, resume,
+                          a['train_changes'], shots, device=a['device'], quiet=quiet)
+    _say((Path(out) / run_key(preset, hparams, a['clip'], a['train_changes']) / 'dg.md').read_text())
 
 @call_parse
 def align_nb_eval(
@@ -169,10 +251,32 @@ def align_nb_eval(
     device:str=None, num_workers:int=0, quiet:bool=False,
 ):
     "Evaluate a trained run on a dataset's test split (its own class names)."
+    _names(dataset, 'dataset'); check_subsample(subsample); _check('--batch_size', batch_size, 'count'); _check('--n_test', n_test, 'count')
+    dev = _device(device)
+    if not (Path(run_dir) / CKPT).exists():
+        what = f"holds only {', '.join(p.name for p in Path(run_dir).iterdir())}" if Path(run_dir).is_dir() else 'does not exist'
+        raise FileNotFoundError(f"{run_dir} {what}: align_nb_eval needs a run folder with a {CKPT} (zero-shot runs have none)")
     ckpt = load_checkpoint(Path(run_dir) / CKPT)
-    clip = make_clip(ClipSpec(**ckpt['meta']['clip']), _device(device))
-    model = load_run(run_dir, clip, _device(device))
+    spec = ClipSpec(**ckpt['meta']['clip'])
+    saved = ckpt['meta'].get('identity', {}).get('clip', {}).get('weights')
+    if saved and clip_weights_id(spec) != saved:
+        raise ValueError(f"the CLIP weights file {spec.pretrained} is not the one this run was trained on (its SHA-256 changed)")
+    clip = make_clip(spec, dev)
+    with warnings.catch_warnings(record=True) as notes:
+        warnings.simplefilter('always')
+        model = load_run(run_dir, clip, dev)
     ds = build_dataset(dataset, root, num_shots=0, subsample=subsample, cache=False, **({'n_test': n_test} if n_test else {}))
     model.set_classes(ds.classnames)
-    res = evaluate(model, ds.torch_dataset('test', transforms_for(clip)[1]), batch_size, _device(device), num_workers, quiet)
+    res = evaluate(model, ds.torch_dataset('test', transforms_for(clip)[1]), batch_size, dev, num_workers, quiet)
     _say(f"{dataset}/{subsample}: {res['acc']:.2f}% top-1, {res['mean_per_class']:.2f}% mean per class, {res['n']} images")
+    for n in notes: _say(f"note: {n.message}")
+
+
+# %% ../nbs/09_cli.ipynb #cb8e7679
+def cmd_align_nb(): _console(align_nb_main)                       # the console scripts (settings.ini)
+def cmd_align_nb_fewshot(): _console(align_nb_fewshot)
+def cmd_align_nb_base2new(): _console(align_nb_base2new)
+def cmd_align_nb_crossdataset(): _console(align_nb_crossdataset)
+def cmd_align_nb_dg(): _console(align_nb_dg)
+def cmd_align_nb_eval(): _console(align_nb_eval)
+

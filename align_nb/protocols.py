@@ -5,18 +5,20 @@
 # %% auto #0
 __all__ = ['HPARAMS', 'PROTOCOLS', 'CUSTOM_TEMPLATES', 'PAPER_BASE2NEW', 'PAPER_CROSS_DATASET', 'PAPER_DG', 'PAPER_FEW_SHOT',
            'PAPER_METHOD', 'CROSS_DATASET_TARGETS', 'DG_TARGETS', 'recipe', 'ClipSpec', 'make_clip', 'transforms_for',
-           'hand_template', 'run', 'paper_backbone', 'write_table', 'few_shot', 'base_to_new', 'cross_dataset',
-           'domain_generalisation']
+           'hand_template', 'clip_weights_id', 'run_identity', 'run', 'paper_backbone', 'write_table', 'run_key',
+           'few_shot', 'base_to_new', 'cross_dataset', 'domain_generalisation']
 
 # %% ../nbs/08_protocols.ipynb #eac4a837
-import csv, json, math, statistics, time
+import csv, functools, hashlib, json, math, numbers, os, re, statistics, time
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import torch
 from .clip import load_clip, tiny_clip
-from .model import PromptCLIP, preset as model_preset
-from .data import build_dataset, train_transform, test_transform
-from .train import TrainConfig, fit, evaluate, load_checkpoint, is_main, prepare_out_dir, _on_main, CKPT, RESULTS
+from .model import PromptCLIP, preset as model_preset, COST_ONLY
+from .data import build_dataset, train_transform, test_transform, check_subsample, DATASETS
+from .train import (TrainConfig, fit, evaluate, load_checkpoint, is_main, run_folder, config_differences, _write_atomic,
+                            CKPT, RESULTS, TRAIN_COST_ONLY)
+
 
 # %% ../nbs/08_protocols.ipynb #a83dd2aa
 HPARAMS = {
@@ -91,6 +93,65 @@ def hand_template(dataset:str)->str:
     "The zero-shot CLIP template CoOp uses for `dataset`."
     return CUSTOM_TEMPLATES.get(dataset, 'a photo of a {}.')
 
+# %% ../nbs/08_protocols.ipynb #1a8510d1
+def _check_run_args(dataset, clip, shots, seed, subsample, train, model_changes, eval_on, crop_scale, n_test):
+    "Refuse, before any work, arguments of `run` outside their domains."
+    if dataset not in DATASETS: raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    if not isinstance(clip, ClipSpec): raise TypeError(f"clip must be a ClipSpec, got {type(clip).__name__}")
+    if not isinstance(train, TrainConfig): raise TypeError(f"train must be a TrainConfig, got {type(train).__name__}")
+    for name, v, lo in (('shots', shots, 0), ('seed', seed, None)):
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or (lo is not None and v < lo):
+            raise ValueError(f"{name} must be an integer{'' if lo is None else f' >= {lo} (0: all training images)'}, got {v!r}")
+    check_subsample(subsample)
+    if model_changes is not None and not isinstance(model_changes, dict): raise TypeError(f"model_changes must be a dict, got {model_changes!r}")
+    if not all(isinstance(e, (tuple, list)) and len(e) == 2 and e[0] in DATASETS for e in eval_on):
+        raise ValueError(f"eval_on must be (dataset, subsample) pairs of known datasets, got {eval_on!r}")
+    for _, sub in eval_on: check_subsample(sub)
+    ok = (isinstance(crop_scale, (tuple, list)) and len(crop_scale) == 2 and all(isinstance(s, numbers.Real) for s in crop_scale)
+          and 0 < crop_scale[0] <= crop_scale[1] <= 1)
+    if not ok: raise ValueError(f"crop_scale must be (low, high) with 0 < low <= high <= 1 (shares of the image area), got {crop_scale!r}")
+    if n_test is not None and (not isinstance(n_test, numbers.Integral) or n_test < 1): raise ValueError(f"n_test must be None or >= 1, got {n_test!r}")
+
+@functools.lru_cache(maxsize=16)
+def _sha256_file(path:str, size:int, mtime:int)->str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 24), b''): h.update(block)
+    return h.hexdigest()
+
+def clip_weights_id(clip:ClipSpec)->str|None:
+    "What identifies a CLIP's weights beyond its spec: the SHA-256 of a weights file (None for tags and random weights)."
+    p = clip.pretrained
+    if p is None or not os.path.isfile(p): return None
+    st = os.stat(p)
+    return 'sha256:' + _sha256_file(os.path.abspath(p), st.st_size, st.st_mtime_ns)
+
+def run_identity(dataset, root, preset, cfg, clip, shots, seed, subsample, train, crop_scale, n_test, eval_on, zero_shot,
+                 ds, targets=())->dict:
+    "Everything that decides a run's result (see above), as plain values."
+    return dict(preset=preset, dataset=dataset, root=os.path.abspath(os.path.expanduser(str(root))) if root else None,
+                shots=shots, seed=seed, subsample=subsample, clip={**asdict(clip), 'weights': clip_weights_id(clip)},
+                train={k: v for k, v in asdict(train).items() if k not in TRAIN_COST_ONLY}, crop_scale=list(crop_scale),
+                n_test=n_test, eval_on=[list(e) for e in eval_on], zero_shot=zero_shot,
+                model={k: v for k, v in asdict(cfg).items() if k not in COST_ONLY},
+                data=dict(train=ds.fingerprint('train'), test=ds.fingerprint('test'), classes=list(ds.classnames),
+                          eval_on=[t.fingerprint('test') for t in targets]))
+
+def _resumable(out:Path, identity:dict)->dict|None:
+    "Resuming the run in `out`: its results if it finished; None if its training is to continue; refused if it is another run."
+    if (out / RESULTS).exists():
+        saved = json.loads((out / RESULTS).read_text())
+        where, theirs = out / RESULTS, saved.get('identity', {})
+    else:
+        saved, where = None, out / CKPT
+        theirs = load_checkpoint(out / CKPT).get('meta', {}).get('identity', {})
+    diffs = config_differences(theirs, identity)
+    if diffs:
+        raise ValueError(f"cannot resume: {where} is the run of other settings; {len(diffs)} differ (saved -> now): " +
+                         '; '.join(diffs) + ". Use another output folder, or overwrite=True (--overwrite) to replace it")
+    return saved
+
+
 # %% ../nbs/08_protocols.ipynb #43ead74b
 def run(
     dataset:str='fashion_mnist',  # training dataset (a key of align_nb.data.DATASETS)
@@ -105,43 +166,47 @@ def run(
     eval_on:tuple=(),             # more test sets: (dataset, subsample) pairs, e.g. (('dtd', 'new'),)
     zero_shot:bool=False,         # also evaluate before training
     out_dir='runs/run',           # the run folder
-    resume:bool=False,            # continue the run in out_dir (or read its results if it finished)
+    resume:bool=False,            # continue the run in out_dir, or read its results if it finished (same identity only)
     overwrite:bool=False,         # start the run in out_dir again
     crop_scale:tuple=(0.08, 1.0), # RandomResizedCrop's area range (Dassl's default)
     n_test:int|None=None,         # Fashion-MNIST only: test images (class-balanced)
     device='cpu',
     quiet:bool=False,
-)->dict:                          # results: accuracies in % per test set, times in s
+)->dict:                          # results: accuracies in % per test set, times in s, the identity
     "Train one model and evaluate it: the unit every protocol is made of."
-    out = Path(out_dir)
-    if resume and (out / RESULTS).exists(): return json.loads((out / RESULTS).read_text())
-    t0 = time.time()
-    kw = dict(n_test=n_test) if dataset == 'fashion_mnist' and n_test else {}
-    ds = build_dataset(dataset, root, num_shots=shots, seed=seed, subsample=subsample, **kw)
-    frozen = make_clip(clip, device)
-    train_tf, test_tf = transforms_for(frozen, crop_scale)
-    torch.manual_seed(seed)
+    _check_run_args(dataset, clip, shots, seed, subsample, train, model_changes, eval_on, crop_scale, n_test)
     hand = preset == 'zeroshot' and 'template' not in (model_changes or {})   # CoOp's per-dataset template
-    changes = {**({'template': hand_template(dataset)} if hand else {}), **(model_changes or {})}
-    model = PromptCLIP(frozen, model_preset(preset, **changes), ds.classnames).to(device)
-    res = dict(dataset=dataset, preset=preset, clip=asdict(clip), shots=shots, seed=seed, subsample=subsample,
-               train=asdict(train), model_changes=model_changes or {}, n_train=len(ds.train_x), n_classes=ds.num_classes)
-    if zero_shot: res['zero_shot'] = evaluate(model, ds.torch_dataset('test', test_tf), train.test_batch_size, device, quiet=quiet)['acc']
-    meta = dict(clip=asdict(clip), dataset=dataset, shots=shots, seed=seed, subsample=subsample, preset=preset)
-    if model.n_learnable():
-        fit(model, ds.torch_dataset('train', train_tf), train, out, resume=resume, overwrite=overwrite, device=device, meta=meta, quiet=quiet)
-    else: _on_main(prepare_out_dir, out, False, overwrite or resume)     # zero-shot CLIP: nothing to train
-    res['train_time'] = time.time() - t0
-    res['test'] = {f'{dataset}/{subsample}': evaluate(model, ds.torch_dataset('test', test_tf), train.test_batch_size, device, quiet=quiet)['acc']}
-    if model.text is None: res['templates'] = {f'{dataset}/{subsample}': model.cfg.template}      # hand-written text
-    for name, sub in eval_on:
-        target = build_dataset(name, root, num_shots=0, subsample=sub, cache=False, **(kw if name == dataset else {}))
-        model.set_classes(target.classnames, **({'template': hand_template(name)} if hand else {}))
-        res['test'][f'{name}/{sub}'] = evaluate(model, target.torch_dataset('test', test_tf), train.test_batch_size, device, quiet=quiet)['acc']
-        if model.text is None: res['templates'][f'{name}/{sub}'] = model.cfg.template
-    res['time'] = time.time() - t0
-    if is_main(): (out / RESULTS).write_text(json.dumps(res, indent=1))      # under torchrun, process 0 writes
-    return res
+    cfg = model_preset(preset, **{**({'template': hand_template(dataset)} if hand else {}), **(model_changes or {})})
+    out, t0 = Path(out_dir), time.time()
+    with run_folder(out, resume, overwrite):
+        kw = dict(n_test=n_test) if dataset == 'fashion_mnist' and n_test else {}
+        ds = build_dataset(dataset, root, num_shots=shots, seed=seed, subsample=subsample, **kw)
+        targets = [build_dataset(name, root, num_shots=0, subsample=sub, cache=False, **(kw if name == dataset else {}))
+                   for name, sub in eval_on]
+        identity = run_identity(dataset, root, preset, cfg, clip, shots, seed, subsample, train, crop_scale,
+                                kw.get('n_test'), eval_on, zero_shot, ds, targets)
+        if resume and (saved := _resumable(out, identity)) is not None: return saved            # finished: its results
+        frozen = make_clip(clip, device)
+        train_tf, test_tf = transforms_for(frozen, crop_scale)
+        torch.manual_seed(seed)
+        model = PromptCLIP(frozen, cfg, ds.classnames).to(device)
+        res = dict(dataset=dataset, preset=preset, clip=asdict(clip), shots=shots, seed=seed, subsample=subsample,
+                   train=asdict(train), model_changes=model_changes or {}, n_train=len(ds.train_x), n_classes=ds.num_classes)
+        if zero_shot: res['zero_shot'] = evaluate(model, ds.torch_dataset('test', test_tf), train.test_batch_size, device, quiet=quiet)['acc']
+        meta = dict(clip=asdict(clip), dataset=dataset, shots=shots, seed=seed, subsample=subsample, preset=preset, identity=identity)
+        if model.n_learnable():
+            fit(model, ds.torch_dataset('train', train_tf), train, out, resume=resume, device=device, meta=meta, quiet=quiet)
+        res['train_time'] = time.time() - t0
+        res['test'] = {f'{dataset}/{subsample}': evaluate(model, ds.torch_dataset('test', test_tf), train.test_batch_size, device, quiet=quiet)['acc']}
+        if model.text is None: res['templates'] = {f'{dataset}/{subsample}': model.cfg.template}      # hand-written text
+        for (name, sub), target in zip(eval_on, targets):
+            model.set_classes(target.classnames, **({'template': hand_template(name)} if hand else {}))
+            res['test'][f'{name}/{sub}'] = evaluate(model, target.torch_dataset('test', test_tf), train.test_batch_size, device, quiet=quiet)['acc']
+            if model.text is None: res['templates'][f'{name}/{sub}'] = model.cfg.template
+        res['time'], res['identity'] = time.time() - t0, identity
+        if is_main(): _write_atomic(out / RESULTS, json.dumps(res, indent=1))        # under torchrun, process 0 writes
+        return res
+
 
 # %% ../nbs/08_protocols.ipynb #6c5daed1
 PAPER_BASE2NEW = {'CLIP': {'average': (69.34, 74.22, 71.69),
@@ -360,6 +425,24 @@ def _mean_std(xs):
     return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.)
 
 # %% ../nbs/08_protocols.ipynb #8a178f3d
+def run_key(preset:str, hparams:str, clip:ClipSpec, train_changes:dict|None=None)->str:
+    "The folder name of a protocol's runs: preset, recipe, CLIP and recipe overrides, e.g. 'align-paper_ViT-B-16-openai'."
+    weights = f'random{clip.seed}' if clip.pretrained is None else (Path(clip.pretrained).stem if os.path.isfile(clip.pretrained) else clip.pretrained)
+    changes = ','.join(f'{k}={v}' for k, v in sorted((train_changes or {}).items()) if k not in TRAIN_COST_ONLY)
+    key = f"{preset}-{hparams}_{clip.name}-{weights}" + (f"_{changes}" if changes else '')
+    return re.sub(r'[^A-Za-z0-9._,=+-]', '_', key)
+
+def _counts(name:str, values)->tuple:
+    "A protocol's shot counts or seeds: a non-empty tuple of distinct integers >= 1."
+    values = tuple(values) if isinstance(values, (tuple, list)) else (values,)
+    if not values or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in values) or len(set(values)) < len(values):
+        raise ValueError(f"{name} must be distinct integers >= 1, got {values!r}")
+    return values
+
+def _run_of(folder:Path, resume:bool, **kw)->dict:
+    "One run of a protocol: with resume, a finished or interrupted run is taken up, a missing one started."
+    return run(**kw, out_dir=folder, resume=resume and ((folder / CKPT).exists() or (folder / RESULTS).exists()))
+
 def few_shot(
     dataset:str,                 # the dataset
     root:str|None=None,          # the datasets folder
@@ -368,43 +451,46 @@ def few_shot(
     preset:str='align',          # model preset
     clip:ClipSpec=ClipSpec(),    # the frozen CLIP
     hparams:str='paper',         # 'paper' or 'authors'
-    out_dir='runs/fewshot',      # runs go to out_dir/{dataset}/shots{S}/seed{s}
-    resume:bool=False,           # skip finished runs, continue interrupted ones
+    out_dir='runs/fewshot',      # runs go to out_dir/{dataset}/{run_key}/shots{S}/seed{s}
+    resume:bool=False,           # skip finished runs, continue interrupted ones (of this method and recipe)
     train_changes:dict|None=None,# TrainConfig fields to change
     **kw,                        # passed to `run` (device, quiet, crop_scale, ...)
 )->list:                         # rows: dataset, shots, mean, std, seeds, paper
     "The few-shot protocol on one dataset: accuracy per shot count, mean and std over seeds."
-    rows, method = [], PAPER_METHOD.get(preset)
+    shots, seeds = _counts('shots', shots), _counts('seeds', seeds)
+    rows, method, folder = [], PAPER_METHOD.get(preset), Path(out_dir) / dataset / run_key(preset, hparams, clip, train_changes)
     for S in shots:
         cfg, changes = recipe('fewshot', hparams, dataset, S, **(train_changes or {}))
-        accs = [run(dataset, root, preset, clip, S, s, 'all', cfg, changes, out_dir=Path(out_dir) / dataset / f'shots{S}' / f'seed{s}',
-                    resume=resume, **kw)['test'][f'{dataset}/all'] for s in seeds]
+        accs = [_run_of(folder / f'shots{S}' / f'seed{s}', resume, dataset=dataset, root=root, preset=preset, clip=clip, shots=S,
+                        seed=s, subsample='all', train=cfg, model_changes=changes, **kw)['test'][f'{dataset}/all'] for s in seeds]
         m, sd = _mean_std(accs)
         paper = PAPER_FEW_SHOT.get(method, {}).get(dataset, {}).get(S) if paper_backbone(clip) else None
         rows.append(dict(dataset=dataset, shots=S, mean=m, std=sd, seeds=len(seeds), paper=paper))
-    write_table(rows, Path(out_dir) / dataset / 'fewshot', f'Few-shot, {dataset}, {preset}, {hparams} hyper-parameters')
+    write_table(rows, folder / 'fewshot', f'Few-shot, {dataset}, {preset}, {hparams} hyper-parameters, {clip.name}')
     return rows
+
 
 # %% ../nbs/08_protocols.ipynb #1bc74a7b
 def base_to_new(
     dataset:str, root:str|None=None, seeds:tuple=(1, 2, 3), preset:str='align', clip:ClipSpec=ClipSpec(),
-    hparams:str='paper', out_dir='runs/base2new', resume:bool=False, train_changes:dict|None=None,
+    hparams:str='paper', out_dir='runs/base2new', resume:bool=False, train_changes:dict|None=None, # runs: out_dir/{dataset}/{run_key}/seed{s}
     shots:int=16,                # shots per base class
     **kw,
 )->list:                         # one row: dataset, base, new, H (means over seeds), and the paper's
     "The base-to-new protocol on one dataset."
+    seeds, (shots,) = _counts('seeds', seeds), _counts('shots', shots)
     cfg, changes = recipe('base2new', hparams, dataset, shots, **(train_changes or {}))
-    base, new = [], []
+    base, new, folder = [], [], Path(out_dir) / dataset / run_key(preset, hparams, clip, train_changes)
     for s in seeds:
-        res = run(dataset, root, preset, clip, shots, s, 'base', cfg, changes, eval_on=((dataset, 'new'),),
-                  out_dir=Path(out_dir) / dataset / f'seed{s}', resume=resume, **kw)
+        res = _run_of(folder / f'seed{s}', resume, dataset=dataset, root=root, preset=preset, clip=clip, shots=shots, seed=s,
+                      subsample='base', train=cfg, model_changes=changes, eval_on=((dataset, 'new'),), **kw)
         base.append(res['test'][f'{dataset}/base']); new.append(res['test'][f'{dataset}/new'])
     b, n = statistics.mean(base), statistics.mean(new)
     h = 2 * b * n / (b + n) if b + n else 0.
     paper = PAPER_BASE2NEW.get(PAPER_METHOD.get(preset), {}).get(dataset) if paper_backbone(clip) else None
     rows = [dict(dataset=dataset, base=b, new=n, H=h, seeds=len(seeds),
                  paper_base=paper and paper[0], paper_new=paper and paper[1], paper_H=paper and paper[2])]
-    write_table(rows, Path(out_dir) / dataset / 'base2new', f'Base-to-new, {dataset}, {preset}, {hparams} hyper-parameters')
+    write_table(rows, folder / 'base2new', f'Base-to-new, {dataset}, {preset}, {hparams} hyper-parameters, {clip.name}')
     return rows
 
 # %% ../nbs/08_protocols.ipynb #f97f11d9
@@ -414,9 +500,12 @@ DG_TARGETS = ('imagenetv2', 'imagenet_sketch', 'imagenet_a', 'imagenet_r')
 
 def _transfer(protocol, paper_table, root, targets, source, seeds, preset, clip, hparams, out_dir, resume, train_changes, shots, **kw):
     "Train on `source` per seed, evaluate on `targets`; one row per test set, means over seeds."
+    seeds, (shots,) = _counts('seeds', seeds), _counts('shots', shots)
     cfg, changes = recipe(protocol, hparams, source, shots, **(train_changes or {}))
-    results = [run(source, root, preset, clip, shots, s, 'all', cfg, changes, eval_on=tuple((t, 'all') for t in targets),
-                   out_dir=Path(out_dir) / f'seed{s}', resume=resume, **kw) for s in seeds]
+    folder = Path(out_dir) / run_key(preset, hparams, clip, train_changes)
+    results = [_run_of(folder / f'seed{s}', resume, dataset=source, root=root, preset=preset, clip=clip, shots=shots, seed=s,
+                       subsample='all', train=cfg, model_changes=changes, eval_on=tuple((t, 'all') for t in targets), **kw)
+               for s in seeds]
     paper = paper_table.get(PAPER_METHOD.get(preset), {}) if paper_backbone(clip) else {}
     rows = []
     for name in (source, *targets):
@@ -426,7 +515,7 @@ def _transfer(protocol, paper_table, root, targets, source, seeds, preset, clip,
     rows.append(dict(dataset='average (targets)', role='', mean=tm, std=None, seeds=len(seeds),
                      paper=paper.get('average') if protocol == 'crossdataset' else (statistics.mean(paper[t] for t in targets) if paper else None)))
     title = {'crossdataset': 'Cross-dataset transfer', 'dg': 'Domain generalisation'}[protocol]
-    write_table(rows, Path(out_dir) / protocol, f'{title} from {source}, {preset}, {hparams} hyper-parameters')
+    write_table(rows, folder / protocol, f'{title} from {source}, {preset}, {hparams} hyper-parameters, {clip.name}')
     return rows
 
 # %% ../nbs/08_protocols.ipynb #6af9f27a
