@@ -137,9 +137,9 @@ def prompt_ot(
 # %% ../nbs/02_hierarchical_ot.ipynb #01cff096
 def align_logits(
     z:Tensor,                    # (B,M,d) L2-normalised prompt-level image features (CLS per visual prompt)
-    h:Tensor,                    # (K,N,d) L2-normalised prompt-level class features (EOT per textual prompt)
+    h:Tensor,                    # (K,N,d) L2-normalised prompt-level class features (EOT per textual prompt); (B,K,N,d) per image
     img_tokens:Tensor|None=None, # (B,M,J,d) image token sets, needed when beta != 0
-    txt_tokens:Tensor|None=None, # (K,N,L,d) class token sets, needed when beta != 0
+    txt_tokens:Tensor|None=None, # (K,N,L,d) class token sets, needed when beta != 0; (B,K,N,L,d) with per-image h
     txt_mask:Tensor|None=None,   # (K,N,L) bool, False on padding
     img_mask:Tensor|None=None,   # (B,M,J) bool, False on padding
     *,
@@ -161,18 +161,23 @@ def align_logits(
             raise ValueError(f"{name} must be a finite number {'> 0' if strict else '>= 0'}, got {v!r}" +
                              (" (the authors' sign of the token-level term is mode='authors')" if name == 'beta' and v == v and v < 0 else ''))
     _check_entropic(mode, entropic)
-    if z.dim() != 3 or h.dim() != 3 or z.shape[-1] != h.shape[-1]:
-        raise ValueError(f"z must be (B,M,d) and h (K,N,d) with the same d, got {tuple(z.shape)} and {tuple(h.shape)}")
+    per_image = h.dim() == 4                                         # class features conditioned on each image (CoCoOp)
+    if z.dim() != 3 or h.dim() not in (3, 4) or z.shape[-1] != h.shape[-1] or (per_image and h.shape[0] != z.shape[0]):
+        raise ValueError(f"z must be (B,M,d) and h (K,N,d), or (B,K,N,d) per image, with the same B and d; got "
+                         f"{tuple(z.shape)} and {tuple(h.shape)}")
     kw = dict(n_iters=n_iters, tol=tol, **({'method': 'authors'} if solver == 'authors' else {}))
     d_tok = None
     if beta != 0:
         if img_tokens is None or txt_tokens is None: raise ValueError(f"beta={beta} needs img_tokens and txt_tokens (or set beta=0)")
-        if img_tokens.shape[:2] != z.shape[:2] or txt_tokens.shape[:2] != h.shape[:2]:
+        if img_tokens.shape[:2] != z.shape[:2] or txt_tokens.shape[:h.dim() - 1] != h.shape[:-1]:
             raise ValueError(f"token sets {tuple(img_tokens.shape)}, {tuple(txt_tokens.shape)} do not match z {tuple(z.shape)} and h {tuple(h.shape)} in (B,M) / (K,N)")
         with torch.set_grad_enabled(torch.is_grad_enabled() and mode != 'authors'):
-            d_tok = token_ot(img_tokens, txt_tokens, txt_mask, img_mask, eps=eps, entropic=entropic,
-                             max_entries=max_entries, **kw)
-    cos = torch.einsum('bmd,knd->bkmn', z, h)                                            # (B,K,M,N)
+            tok = lambda i, t, im: token_ot(i, t, txt_mask, im, eps=eps, entropic=entropic, max_entries=max_entries, **kw)
+            if per_image:                                           # each image against its own class token sets
+                d_tok = torch.cat([tok(img_tokens[b:b + 1], txt_tokens[b], None if img_mask is None else img_mask[b:b + 1])
+                                   for b in range(z.shape[0])])
+            else: d_tok = tok(img_tokens, txt_tokens, img_mask)
+    cos = torch.einsum('bmd,bknd->bkmn' if per_image else 'bmd,knd->bkmn', z, h)           # (B,K,M,N)
     s, T = prompt_ot(cos, d_tok, mode=mode, beta=beta, eps=eps, entropic=entropic, plan=plan, **kw)
     logits = s / tau
     return (logits, dict(plan=T, d_tok=d_tok, cos=cos)) if return_plans else logits
