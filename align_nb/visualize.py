@@ -121,7 +121,7 @@ def explain(
     "Run `model` on `images` and collect both levels of its plans, the token level for one class per image."
     if model.cfg.visual_support != 'prompts':
         raise ValueError("this model's image side is its patches (PLOT), with no token set per visual prompt: nothing to explain at the token level")
-    img, cls = model.encode_images(images), model.class_features()
+    img, cls = model.features(images, tokens=True)                                      # per image for CoCoOp
     logits, info = model.head(img, cls, return_plans=True)
     B, K = logits.shape
     classes = logits.argmax(-1) if classes is None else torch.as_tensor(classes, device=logits.device).long()
@@ -130,11 +130,13 @@ def explain(
     c = model.cfg
     kw = dict(eps=c.eps, n_iters=c.n_iters, tol=c.tol, **({'method': 'authors'} if c.solver == 'authors' else {}))
     R = img.tokens.float()                                                              # (B,M,J,d)
-    S, mask = cls.tokens.float()[classes], cls.mask[classes]                            # (B,N,L,d), (B,N,L)
+    per_image = cls.h.dim() == 4
+    S = cls.tokens.float()[torch.arange(B, device=classes.device), classes] if per_image else cls.tokens.float()[classes]  # (B,N,L,d)
+    mask = cls.mask[classes]                                                            # (B,N,L)
     T = torch.stack([token_ot(R[i:i + 1], S[i:i + 1], mask[i:i + 1], return_plans=True, **kw)[1][0, 0]
                      for i in range(B)])                                                # (B,M,N,J,L)
     contributions = torch.einsum('bmnjl,bmjd,bnld->bmnj', T, R, S * mask[..., None])   # (B,M,N,J)
-    return Explanation(logits, info['plan'], info['cos'], classes, T, contributions, cls.h.float()[classes], R,
+    return Explanation(logits, info['plan'], info['cos'], classes, T, contributions, (cls.h.float()[torch.arange(B), classes] if per_image else cls.h.float()[classes]), R,
                        clip_dims(model.clip).n_patches)
 
 # %% ../nbs/10_visualize.ipynb #1e2a7e97
