@@ -16,7 +16,8 @@ from fastcore.script import call_parse, anno_parser
 from .train import TrainConfig, evaluate, load_run, load_checkpoint, unfinished, CKPT, setup_distributed, is_main
 from .data import build_dataset, check_subsample, DATASETS
 from .protocols import (ClipSpec, make_clip, transforms_for, recipe, run, few_shot, base_to_new, cross_dataset,
-                                domain_generalisation, run_key, clip_weights_id, CROSS_DATASET_TARGETS, DG_TARGETS)
+                                domain_generalisation, run_key, clip_weights_id, resolve_hparams, HPARAMS,
+                                CROSS_DATASET_TARGETS, DG_TARGETS)
 
 
 # %% ../nbs/09_cli.ipynb #f5108553
@@ -84,6 +85,10 @@ def _train_changes(epochs, lr, batch_size, num_workers)->dict:
     _check('--num_workers', num_workers, 'index')
     return {k: v for k, v in dict(epochs=epochs, lr=lr, batch_size=batch_size, num_workers=num_workers).items() if v is not None}
 
+def _check_hparams(hparams):
+    if hparams != 'auto' and hparams not in HPARAMS:
+        raise ValueError(f"--hparams must be auto or one of {', '.join(HPARAMS)}, got {hparams!r}")
+
 _EXPECTED = (ValueError, TypeError, OSError, ArithmeticError, torch.cuda.OutOfMemoryError)   # errors with a message for people
 
 def _console(func, argv=None):
@@ -110,10 +115,10 @@ def align_nb_main(
     root:str=None,                  # folder holding the datasets in the CoOp layout (not needed for Fashion-MNIST)
     model:str='tiny',               # open_clip model name, e.g. ViT-B-16; 'tiny' for the tiny random CLIP
     pretrained:str=None,            # pretrained tag (openai), a checkpoint file, or none for random weights
-    preset:str='align',             # method: align, align_authors, maple, coop, vpt, ivlp, plot, plotpp, zeroshot
+    preset:str='align',             # method: align, align_authors, maple, coop, cocoop, vpt, ivlp, upt, plot, plotpp, zeroshot
     shots:str='16',                 # training images per class (an integer >= 1), or all
     seed:int=1,                     # few-shot draw, prompt init and data order
-    hparams:str='paper',            # recipe: paper or authors (few-shot setting); ignored by the offline default
+    hparams:str='auto',             # recipe: auto (the preset's own, else paper), paper, authors, cocoop, upt; not for the offline default
     epochs:int=None,                # override the recipe's epochs (>= 1)
     lr:float=None,                  # override the recipe's learning rate (> 0)
     batch_size:int=None,            # override the batch size (4)
@@ -134,10 +139,11 @@ def align_nb_main(
     _check('--crop_scale', crop_scale, 'share'); _check('--n_test', n_test, 'count')
     if resume and not out: raise ValueError("--resume needs --out, the run folder to continue")
     if resume and overwrite: raise ValueError("--resume and --overwrite contradict each other: choose one")
+    _check_hparams(hparams)
     dev = _device(device)
     offline_default = dataset == 'fashion_mnist' and model == 'tiny'
     if offline_default: cfg, model_changes = TrainConfig(epochs=OFFLINE_DEFAULT['epochs'], lr=OFFLINE_DEFAULT['lr']), {}
-    elif n_shots in (1, 2, 4, 8, 16): cfg, model_changes = recipe('fewshot', hparams, dataset, n_shots)
+    elif n_shots in (1, 2, 4, 8, 16): cfg, model_changes = recipe('fewshot', resolve_hparams(hparams, preset), dataset, n_shots)
     else: cfg, model_changes = TrainConfig(), {}
     cfg = replace(cfg, seed=seed, **changes)
     scale = (crop_scale, 1.0) if crop_scale is not None else (OFFLINE_DEFAULT['crop_scale'] if offline_default else (0.08, 1.0))
@@ -162,7 +168,7 @@ def align_nb_main(
 # %% ../nbs/09_cli.ipynb #6a865753
 def _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device)->dict:
     "The checked arguments every protocol command shares."
-    if hparams not in ('paper', 'authors'): raise ValueError(f"--hparams must be paper or authors, got {hparams!r}")
+    _check_hparams(hparams)
     return dict(root=root, seeds=_ints(seeds, '--seeds'), clip=_clip_spec(model, pretrained, clip_seed), hparams=hparams,
                 train_changes=_train_changes(epochs, lr, batch_size, num_workers), device=_device(device))
 
@@ -175,7 +181,7 @@ def align_nb_fewshot(
     model:str='ViT-B-16',         # open_clip model name ('tiny' for tests)
     pretrained:str='openai',      # pretrained tag, checkpoint file, or none
     preset:str='align',           # method preset
-    hparams:str='paper',          # paper or authors
+    hparams:str='auto',           # auto (the preset's own recipe, else the paper's), paper, authors, cocoop or upt
     out:str='runs/fewshot',       # output folder (runs go to out/<dataset>/<preset>-<hparams>_<clip>[_overrides]/)
     resume:bool=False,            # skip finished runs and continue interrupted ones (of this method and recipe)
     epochs:int=None, lr:float=None, batch_size:int=None, # override the recipe
@@ -186,14 +192,14 @@ def align_nb_fewshot(
     a = _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device)
     few_shot(dataset, a['root'], _ints(shots, '--shots'), a['seeds'], preset, a['clip'], hparams, out, resume, a['train_changes'],
              device=a['device'], quiet=quiet)
-    _say((Path(out) / dataset / run_key(preset, hparams, a['clip'], a['train_changes']) / 'fewshot.md').read_text())
+    _say((Path(out) / dataset / run_key(preset, resolve_hparams(hparams, preset), a['clip'], a['train_changes']) / 'fewshot.md').read_text())
 
 @call_parse
 def align_nb_base2new(
     dataset:str,                  # dataset (align_nb.data.DATASETS)
     root:str=None,                # folder holding the datasets
     seeds:str='1,2,3',            # seeds, comma-separated
-    model:str='ViT-B-16', pretrained:str='openai', preset:str='align', hparams:str='paper',
+    model:str='ViT-B-16', pretrained:str='openai', preset:str='align', hparams:str='auto',
     out:str='runs/base2new',      # output folder (runs go to out/<dataset>/<preset>-<hparams>_<clip>[_overrides]/)
     resume:bool=False,            # skip finished runs and continue interrupted ones (of this method and recipe)
     epochs:int=None, lr:float=None, batch_size:int=None, # override the recipe
@@ -204,14 +210,14 @@ def align_nb_base2new(
     a = _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device)
     base_to_new(dataset, a['root'], a['seeds'], preset, a['clip'], hparams, out, resume, a['train_changes'],
                 device=a['device'], quiet=quiet)
-    _say((Path(out) / dataset / run_key(preset, hparams, a['clip'], a['train_changes']) / 'base2new.md').read_text())
+    _say((Path(out) / dataset / run_key(preset, resolve_hparams(hparams, preset), a['clip'], a['train_changes']) / 'base2new.md').read_text())
 
 @call_parse
 def align_nb_crossdataset(
     root:str=None,                # folder holding the datasets
     targets:str=','.join(CROSS_DATASET_TARGETS), # target datasets, comma-separated
     source:str='imagenet',        # source dataset
-    seeds:str='1,2,3', model:str='ViT-B-16', pretrained:str='openai', preset:str='align', hparams:str='paper',
+    seeds:str='1,2,3', model:str='ViT-B-16', pretrained:str='openai', preset:str='align', hparams:str='auto',
     out:str='runs/crossdataset', resume:bool=False, shots:int=16,
     epochs:int=None, lr:float=None, batch_size:int=None,
     device:str=None, num_workers:int=0, clip_seed:int=0, quiet:bool=False,
@@ -221,14 +227,14 @@ def align_nb_crossdataset(
     a = _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device)
     cross_dataset(a['root'], _names(targets, '--targets'), source, a['seeds'], preset, a['clip'], hparams, out, resume,
                   a['train_changes'], shots, device=a['device'], quiet=quiet)
-    _say((Path(out) / run_key(preset, hparams, a['clip'], a['train_changes']) / 'crossdataset.md').read_text())
+    _say((Path(out) / run_key(preset, resolve_hparams(hparams, preset), a['clip'], a['train_changes']) / 'crossdataset.md').read_text())
 
 @call_parse
 def align_nb_dg(
     root:str=None,                # folder holding the datasets
     targets:str=','.join(DG_TARGETS), # target datasets, comma-separated
     source:str='imagenet',        # source dataset
-    seeds:str='1,2,3', model:str='ViT-B-16', pretrained:str='openai', preset:str='align', hparams:str='paper',
+    seeds:str='1,2,3', model:str='ViT-B-16', pretrained:str='openai', preset:str='align', hparams:str='auto',
     out:str='runs/dg', resume:bool=False, shots:int=16,
     epochs:int=None, lr:float=None, batch_size:int=None,
     device:str=None, num_workers:int=0, clip_seed:int=0, quiet:bool=False,
@@ -238,7 +244,7 @@ def align_nb_dg(
     a = _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device)
     domain_generalisation(a['root'], _names(targets, '--targets'), source, a['seeds'], preset, a['clip'], hparams, out, resume,
                           a['train_changes'], shots, device=a['device'], quiet=quiet)
-    _say((Path(out) / run_key(preset, hparams, a['clip'], a['train_changes']) / 'dg.md').read_text())
+    _say((Path(out) / run_key(preset, resolve_hparams(hparams, preset), a['clip'], a['train_changes']) / 'dg.md').read_text())
 
 @call_parse
 def align_nb_eval(

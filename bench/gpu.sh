@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every benchmark on a CUDA machine, then the notebooks' `cuda` cells; the tables go to one file.
-# About 6 minutes on one H100/H200-class GPU. Needs the environment of the README's first command.
+# About 8 minutes on one H100/H200-class GPU. Needs the environment of the README's first command.
 #   bench/gpu.sh [OUTPUT.md]        (default: bench/out/gpu-YYYYMMDD.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,8 @@ export PYTHONUNBUFFERED=1
   echo; echo '## Memory of one ImageNet-sized (K = 1000) training step'; echo
   python bench/train_step.py --device cuda --K 1000 --repeats 1 \
     --configs "authors' algorithm" "align_nb, no truncation (77 tokens)" align_nb "align_nb + text checkpointing"
+  echo; echo '## CoCoOp: training step and evaluation against the authors per-image loop'; echo
+  python bench/cocoop.py --device cuda --K 100 1000 --eval_batch 100 --repeats 3
   echo; echo '## The notebooks'"'"' cuda cells'; echo
   nbdev_test --n_workers 1 --flags cuda --do_print 2>&1 | tail -3
 } 2>&1 | tee "$out"
