@@ -292,6 +292,7 @@ def save_checkpoint(path, model:PromptCLIP, opt:torch.optim.Optimizer, state:dic
     bad = [k for k, p in prompts.items() if not bool(torch.isfinite(p).all())]
     if bad: raise FloatingPointError(f"refusing to save non-finite parameters ({', '.join(bad[:3])}) to {path}: the run diverged")
     ckpt = dict(prompts=prompts, optimizer=opt.state_dict() if opt else None, state=dict(state), rng=torch.get_rng_state(),
+                cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
                 model_config=asdict(model.cfg), train_config=asdict(cfg), classnames=list(model.classnames),
                 meta=meta or {}, version=align_nb.__version__)
     tmp = Path(f'{path}.{os.getpid()}.tmp')
@@ -432,7 +433,8 @@ def _fit(model, train_ds, cfg, out, resume, device, meta, quiet):
         model.load_prompt_state_dict(ckpt['prompts'])
         opt.load_state_dict(ckpt['optimizer'])
         state = ckpt['state']
-        if 'rng' in ckpt: torch.set_rng_state(ckpt['rng'].cpu())
+        if 'rng' in ckpt: torch.set_rng_state(ckpt['rng'].cpu())            # dropout (UPT) draws from it
+        if ckpt.get('cuda_rng') is not None and torch.cuda.is_initialized(): torch.cuda.set_rng_state_all([s.cpu() for s in ckpt['cuda_rng']])
         if rank == 0: _truncate_metrics(out / METRICS, state['global_step'])
     net = _data_parallel(model, device)
     data = SeededDataset(train_ds, cfg.seed)
@@ -452,7 +454,8 @@ def _fit(model, train_ds, cfg, out, resume, device, meta, quiet):
             data.epoch = epoch
             sampler = EpochSampler(len(data), cfg.seed, epoch, state['step_in_epoch'] * cfg.batch_size)
             loader = DataLoader(data, batch_sampler=ShardedBatches(sampler, cfg.batch_size, drop_last, rank, world),
-                                num_workers=cfg.num_workers, worker_init_fn=_ignore_signals if cfg.num_workers else None)
+                                num_workers=cfg.num_workers, worker_init_fn=_ignore_signals if cfg.num_workers else None,
+                                generator=torch.Generator().manual_seed(_seed_of(cfg.seed, epoch)))   # not the global RNG
             bar = tqdm(loader, total=steps, initial=state['step_in_epoch'], desc=f"epoch {epoch + 1}/{cfg.epochs}",
                        disable=quiet or rank > 0, leave=False, dynamic_ncols=True)
             run_loss = run_correct = run_seen = 0
