@@ -8,13 +8,15 @@ __all__ = ['OFFLINE_DEFAULT', 'align_nb_main', 'align_nb_fewshot', 'align_nb_bas
            'cmd_align_nb_crossdataset', 'cmd_align_nb_dg', 'cmd_align_nb_eval']
 
 # %% ../nbs/09_cli.ipynb #659812b3
-import argparse, json, numbers, secrets, sys, time, warnings
+import argparse, json, numbers, os, secrets, sys, time, warnings
 from dataclasses import replace
 from pathlib import Path
 import torch
 from fastcore.script import call_parse, anno_parser
 from .train import TrainConfig, evaluate, load_run, load_checkpoint, unfinished, CKPT, setup_distributed, is_main
 from .data import build_dataset, check_subsample, DATASETS
+from .model import PRESETS
+import open_clip
 from .protocols import (ClipSpec, make_clip, transforms_for, recipe, run, few_shot, base_to_new, cross_dataset,
                                 domain_generalisation, run_key, clip_weights_id, resolve_hparams, HPARAMS,
                                 CROSS_DATASET_TARGETS, DG_TARGETS)
@@ -34,6 +36,8 @@ def _device(device:str|None)->str:
                                  "False): use --device cpu, or leave --device out to use a GPU when there is one")
             if dev.index is not None and dev.index >= torch.cuda.device_count():
                 raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+        elif dev.type == 'mps' and not torch.backends.mps.is_available():
+            raise ValueError(f"--device {device}: this PyTorch build or machine has no MPS (Apple GPU) support: use --device cpu")
         elif dev.type not in ('cpu', 'mps'): raise ValueError(f"--device {device}: use cpu or cuda")
     return setup_distributed(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
 
@@ -84,6 +88,13 @@ def _train_changes(epochs, lr, batch_size, num_workers)->dict:
     _check('--epochs', epochs, 'count'); _check('--lr', lr, 'rate'); _check('--batch_size', batch_size, 'count')
     _check('--num_workers', num_workers, 'index')
     return {k: v for k, v in dict(epochs=epochs, lr=lr, batch_size=batch_size, num_workers=num_workers).items() if v is not None}
+
+def _check_names(preset=None, dataset=None, model=None):
+    "Refuse unknown preset, dataset and model names before any work (and before the start banner)."
+    if preset is not None and preset not in PRESETS: raise ValueError(f"--preset {preset!r} is unknown; choose one of {', '.join(PRESETS)}")
+    if dataset is not None: _names(dataset, '--dataset')
+    if model is not None and model != 'tiny' and model not in open_clip.list_models():
+        raise ValueError(f"--model {model!r} is not an open_clip model name (open_clip.list_models() lists them), nor 'tiny'")
 
 def _check_hparams(hparams):
     if hparams != 'auto' and hparams not in HPARAMS:
@@ -139,7 +150,7 @@ def align_nb_main(
     _check('--crop_scale', crop_scale, 'share'); _check('--n_test', n_test, 'count')
     if resume and not out: raise ValueError("--resume needs --out, the run folder to continue")
     if resume and overwrite: raise ValueError("--resume and --overwrite contradict each other: choose one")
-    _check_hparams(hparams)
+    _check_hparams(hparams); _check_names(preset, dataset, model)
     dev = _device(device)
     offline_default = dataset == 'fashion_mnist' and model == 'tiny'
     if offline_default: cfg, model_changes = TrainConfig(epochs=OFFLINE_DEFAULT['epochs'], lr=OFFLINE_DEFAULT['lr']), {}
@@ -166,9 +177,9 @@ def align_nb_main(
 
 
 # %% ../nbs/09_cli.ipynb #6a865753
-def _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device)->dict:
+def _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device, preset=None)->dict:
     "The checked arguments every protocol command shares."
-    _check_hparams(hparams)
+    _check_hparams(hparams); _check_names(preset, None, model)
     return dict(root=root, seeds=_ints(seeds, '--seeds'), clip=_clip_spec(model, pretrained, clip_seed), hparams=hparams,
                 train_changes=_train_changes(epochs, lr, batch_size, num_workers), device=_device(device))
 
@@ -189,7 +200,7 @@ def align_nb_fewshot(
 ):
     "Few-shot protocol: accuracy per shot count, mean and std over seeds, beside the paper's."
     _names(dataset, 'dataset')
-    a = _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device)
+    a = _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device, preset)
     few_shot(dataset, a['root'], _ints(shots, '--shots'), a['seeds'], preset, a['clip'], hparams, out, resume, a['train_changes'],
              device=a['device'], quiet=quiet)
     _say((Path(out) / dataset / run_key(preset, resolve_hparams(hparams, preset), a['clip'], a['train_changes']) / 'fewshot.md').read_text())
@@ -207,7 +218,7 @@ def align_nb_base2new(
 ):
     "Base-to-new protocol: train on the base classes, test on base and new; Base, New and H beside the paper's."
     _names(dataset, 'dataset')
-    a = _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device)
+    a = _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device, preset)
     base_to_new(dataset, a['root'], a['seeds'], preset, a['clip'], hparams, out, resume, a['train_changes'],
                 device=a['device'], quiet=quiet)
     _say((Path(out) / dataset / run_key(preset, resolve_hparams(hparams, preset), a['clip'], a['train_changes']) / 'base2new.md').read_text())
@@ -224,7 +235,7 @@ def align_nb_crossdataset(
 ):
     "Cross-dataset transfer: train on ImageNet, test on the 10 other datasets, beside the paper's."
     _names(source, '--source'); _check('--shots', shots, 'count')
-    a = _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device)
+    a = _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device, preset)
     cross_dataset(a['root'], _names(targets, '--targets'), source, a['seeds'], preset, a['clip'], hparams, out, resume,
                   a['train_changes'], shots, device=a['device'], quiet=quiet)
     _say((Path(out) / run_key(preset, resolve_hparams(hparams, preset), a['clip'], a['train_changes']) / 'crossdataset.md').read_text())
@@ -241,7 +252,7 @@ def align_nb_dg(
 ):
     "Domain generalisation: train on ImageNet, test on ImageNet-V2, -Sketch, -A, -R, beside the paper's."
     _names(source, '--source'); _check('--shots', shots, 'count')
-    a = _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device)
+    a = _protocol_args(root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device, preset)
     domain_generalisation(a['root'], _names(targets, '--targets'), source, a['seeds'], preset, a['clip'], hparams, out, resume,
                           a['train_changes'], shots, device=a['device'], quiet=quiet)
     _say((Path(out) / run_key(preset, resolve_hparams(hparams, preset), a['clip'], a['train_changes']) / 'dg.md').read_text())
@@ -258,6 +269,7 @@ def align_nb_eval(
 ):
     "Evaluate a trained run on a dataset's test split (its own class names)."
     _names(dataset, 'dataset'); check_subsample(subsample); _check('--batch_size', batch_size, 'count'); _check('--n_test', n_test, 'count')
+    if n_test is not None and dataset != 'fashion_mnist': raise ValueError(f"--n_test is for Fashion-MNIST only; {dataset} is tested on its whole test split")
     dev = _device(device)
     if not (Path(run_dir) / CKPT).exists():
         what = f"holds only {', '.join(p.name for p in Path(run_dir).iterdir())}" if Path(run_dir).is_dir() else 'does not exist'
@@ -265,6 +277,9 @@ def align_nb_eval(
     ckpt = load_checkpoint(Path(run_dir) / CKPT)
     spec = ClipSpec(**ckpt['meta']['clip'])
     saved = ckpt['meta'].get('identity', {}).get('clip', {}).get('weights')
+    if saved and not os.path.isfile(spec.pretrained):
+        raise FileNotFoundError(f"the CLIP weights file this run was trained on, {spec.pretrained}, is not there: put it back, "
+                                "or evaluate with the same file at that path")
     if saved and clip_weights_id(spec) != saved:
         raise ValueError(f"the CLIP weights file {spec.pretrained} is not the one this run was trained on (its SHA-256 changed)")
     clip = make_clip(spec, dev)

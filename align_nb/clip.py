@@ -118,6 +118,7 @@ def _weights_file(name, pretrained, cache_dir):
     if open_clip.is_pretrained_cfg(name, pretrained):
         return _resolve_tag(name, pretrained, cache_dir), open_clip.get_pretrained_cfg(name, pretrained)
     if os.path.isfile(pretrained): return pretrained, {}
+    if os.path.isdir(pretrained): raise IsADirectoryError(f"'{pretrained}' is a folder, not a weights file: pass the path of the checkpoint file in it")
     if os.sep in pretrained or '/' in pretrained or pretrained.endswith(_CKPT_SUFFIXES):
         raise FileNotFoundError(f"No checkpoint file at '{pretrained}'. Pass the path of an existing file, a pretrained tag, or None.")
     tags = open_clip.list_pretrained_tags_by_model(name)

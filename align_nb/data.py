@@ -79,6 +79,15 @@ def _relpath(p:str, image_dir:str) -> str:
     pre = image_dir.rstrip('/') + '/' if image_dir else ''
     return p[len(pre):] if pre and p.startswith(pre) else p
 
+def _file_digest(path:str, block:int=4096) -> str:
+    "A cheap signature of a file's content: its size and a hash of its first and last `block` bytes."
+    try:
+        size = os.path.getsize(path)
+        with open(path, 'rb') as f:
+            head = f.read(block); f.seek(max(0, size - block)); tail = f.read(block)
+    except OSError: return 'missing'
+    return f'{size}:{hashlib.sha1(head + tail).hexdigest()}'
+
 def _check_no_orphans(ds):
     "Raise, naming them, if val or test hold classes that have no training images (they could never be predicted)."
     orphans = sorted({d.label for d in ds.val + ds.test} - set(range(ds.num_classes)))
@@ -114,13 +123,14 @@ class DatasetSplits:
         "The torch `Dataset` of split 'train', 'val' or 'test'."
         items = {'train': self.train_x, 'val': self.val, 'test': self.test}[split]
         return ImageDataset(items, transform, self.loader)
-    def fingerprint(self, *splits:str) -> str:
-        "SHA-256 of the items of `splits` (default all three): paths relative to `image_dir`, labels, class names, in order."
+    def fingerprint(self, *splits:str, content:bool=False) -> str:
+        "SHA-256 of the items of `splits` (default all three): relative paths, labels, class names; `content`: and the files'."
         h = hashlib.sha256(getattr(self.loader, 'fingerprint', lambda: '')().encode())   # in-memory images: their pixels
+        files = content and not hasattr(self.loader, 'fingerprint')
         for s in splits or ('train', 'val', 'test'):
             h.update(f'[{s}]'.encode())
             for d in {'train': self.train_x, 'val': self.val, 'test': self.test}[s]:
-                h.update(f'{_relpath(d.impath, self.image_dir)}\t{d.label}\t{d.classname}\n'.encode())
+                h.update(f'{_relpath(d.impath, self.image_dir)}\t{d.label}\t{d.classname}\t{_file_digest(d.impath) if files else ""}\n'.encode())
         return h.hexdigest()
 
 # %% ../nbs/06_data.ipynb #51001ae9
@@ -177,6 +187,10 @@ def sample_fewshot(ds:DatasetSplits,   # the full dataset
                    repeat:bool=False): # see `generate_fewshot_dataset`
     "The few-shot train and val lists Dassl draws right after `set_random_seed(seed)`."
     if num_shots < 1: return ds
+    short = {y: len(g) for y, g in split_by_label(ds.train_x).items() if len(g) < num_shots}
+    if short and not repeat:
+        warnings.warn(f"{len(short)} of {ds.num_classes} classes have fewer than {num_shots} training images (as few as "
+                      f"{min(short.values())}): they are used whole, as Dassl does, so this is not a full {num_shots}-shot set")
     rng = random.Random(seed)          # the same stream as random.seed(seed), without touching the global one
     train = generate_fewshot_dataset(ds.train_x, num_shots, repeat, rng)
     val = ds.val if ds.val_is_test else generate_fewshot_dataset(ds.val, min(num_shots, 4), repeat, rng)
@@ -204,8 +218,15 @@ def load_dassl_pickle(path:str,       # a Dassl `shot_*.pkl` or ImageNet's `prep
                       image_dir:str,  # our image folder for this dataset
                       marker:str):    # the image folder's path under root, e.g. 'dtd/images'
     "Read a Dassl cache without Dassl: a dict of lists of its `Datum`s, as ours, with paths under `image_dir`."
-    with open(path, 'rb') as f: data = _DasslUnpickler(f).load()
-    def convert(d): return Datum(reroot(d._impath, image_dir, marker), int(d._label), d._classname, int(d._domain))
+    try:
+        with open(path, 'rb') as f: data = _DasslUnpickler(f).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path} is not a readable Dassl split file ({type(e).__name__}: {e})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, list) and all(isinstance(d, _DasslDatum) for d in v) for v in data.values()):
+        raise ValueError(f"{path} is not a Dassl split file: it must hold a dict of lists of Dassl Datum objects")
+    def convert(d):
+        try: return Datum(reroot(d._impath, image_dir, marker), int(d._label), d._classname, int(d._domain))
+        except (AttributeError, ValueError) as e: raise ValueError(f"{path}: {e}") from None
     return {split: [convert(d) for d in items] for split, items in data.items()}
 
 def _read_json(path:str):
@@ -241,9 +262,26 @@ def write_split_json(path:str, splits:dict, image_dir:str, meta:dict|None=None):
     os.replace(tmp, path)                      # atomic: a run started alongside never reads half a file
 
 # %% ../nbs/06_data.ipynb #7dc9030a
-def _check_cached_items(cached:dict, ds:DatasetSplits, path:str):
-    "Every cached item must be an item of the dataset's split, with the same label; else refuse, naming the file."
-    for split, items in (('train', cached['train']), ('val', [] if ds.val_is_test else cached.get('val', []))):
+def _as_drawn(cached:dict, fs:DatasetSplits, ds:DatasetSplits)->bool:
+    "Does a cache of ours hold exactly the draw `fs` (paths and labels, in order)?"
+    key = lambda items: [(_relpath(d.impath, ds.image_dir), d.label) for d in items]
+    return key(cached.get('train', [])) == key(fs.train_x) and (ds.val_is_test or key(cached.get('val', [])) == key(fs.val))
+
+def _check_cached_items(cached:dict, ds:DatasetSplits, path:str, num_shots:int=0, repeat:bool=False):
+    "A cache not ours: its items must be the dataset's, labels unchanged, at most S per class, no repeats or test images."
+    for need in ('train',) + (() if ds.val_is_test else ('val',)):
+        if need not in cached: raise ValueError(f"the cached few-shot split {path} has no {need!r} list: it is not a few-shot split file")
+    test = {_relpath(d.impath, ds.image_dir) for d in ds.test}
+    for split, items, S in (('train', cached['train'], num_shots), ('val', [] if ds.val_is_test else cached['val'], min(num_shots, 4))):
+        rel = [_relpath(d.impath, ds.image_dir) for d in items]
+        per_class = {}
+        for d in items: per_class[d.label] = per_class.get(d.label, 0) + 1
+        problems = ([f"{len(rel) - len(set(rel))} images listed twice"] if len(set(rel)) < len(rel) and not repeat else []) + \
+                   ([f"{len(set(rel) & test)} test images"] if set(rel) & test else []) + \
+                   ([f"classes with more than {S} images"] if S and not repeat and max(per_class.values(), default=0) > S else [])
+        if problems: raise ValueError(f"the cached few-shot split {path} is not a {S}-shot draw of this dataset: its {split} list has "
+                                      f"{', '.join(problems)}. Move it away to draw a new split")
+    for split, items in (('train', cached['train']), ('val', [] if ds.val_is_test else cached['val'])):
         source = {_relpath(d.impath, ds.image_dir): d.label for d in (ds.train_x if split == 'train' else ds.val)}
         bad = [d for d in items if source.get(_relpath(d.impath, ds.image_dir)) != d.label]
         if bad:
@@ -273,11 +311,11 @@ def fewshot_with_cache(ds:DatasetSplits,     # the full dataset
     elif os.path.exists(stem + '.json'): path, meta = stem + '.json', (lambda r: r.get('_source') if isinstance(r, dict) else None)(_read_json(stem + '.json'))
     else: path = None
     if path and path.endswith('.json'):
-        if meta is not None and meta != source:                      # ours, drawn from other data: draw again
-            warnings.warn(f"the few-shot split {path} was drawn from other data (the dataset's split changed since, or "
-                          "repeat= differs): it is drawn again from the current data and saved")
+        cached = read_split_json(path, ds.image_dir) if meta == source or meta is None else None
+        if meta is not None and (cached is None or _as_drawn(cached, sample_fewshot(ds, num_shots, seed, repeat), ds) is False):
+            warnings.warn(f"the few-shot split {path} is not the draw it records (drawn from other data, with another "
+                          "repeat=, or edited since): it is drawn again from the current data and saved")
             path = None
-        else: cached = read_split_json(path, ds.image_dir)
     if path is None:
         fs = sample_fewshot(ds, num_shots, seed, repeat)
         try:
@@ -286,12 +324,14 @@ def fewshot_with_cache(ds:DatasetSplits,     # the full dataset
         except OSError as e: warnings.warn(f"could not save the few-shot split in {cache_dir}: {e}")
         return fs
     names = {d.label: d.classname for d in ds.train_x}               # the dataset's names win (renames, edits)
+    for need in ('train',) + (() if ds.val_is_test else ('val',)):
+        if need not in cached: raise ValueError(f"the cached few-shot split {path} has no {need!r} list: it is not a few-shot split file; move it away")
     have = {d.label for d in cached['train']}
     if have != set(names):
         raise ValueError(f"the cached few-shot split {path} does not match the dataset: it has labels "
                          f"{sorted(have - set(names))[:5]} that the dataset lacks and lacks {sorted(set(names) - have)[:5]}; "
                          "it was drawn from other data: delete it to draw again")
-    if meta is None: _check_cached_items(cached, ds, path)           # Dassl's pickle, or a json without a fingerprint
+    if meta is None: _check_cached_items(cached, ds, path, num_shots, repeat)   # Dassl's pickle, or a json without a fingerprint
     def named(items): return [replace(d, classname=names[d.label]) for d in items]
     return replace(ds, train_x=named(cached['train']), val=ds.val if ds.val_is_test else named(cached['val']))
 
@@ -307,6 +347,7 @@ def subsample_classes(ds:DatasetSplits,    # the dataset (after the few-shot dra
     check_subsample(subsample)
     if subsample == 'all': return ds
     labels = sorted({d.label for d in ds.train_x or ds.test})
+    if len(labels) < 2: raise ValueError(f"a base/new split needs at least 2 classes; {ds.name or 'this dataset'} has {len(labels)}")
     m = math.ceil(len(labels) / 2)
     relabel = {y: i for i, y in enumerate(labels[:m] if subsample == 'base' else labels[m:])}
     def keep(items): return [replace(d, label=relabel[d.label]) for d in items if d.label in relabel]
@@ -423,8 +464,9 @@ def _fake_image(k, n_classes, size, rng, grey=False) -> np.ndarray:
 
 def _split_counts(n):
     "Images per class for train, val and test: Dassl's 50/20/30 with at least one each."
-    n_train, n_val = max(1, round(0.5 * n)), max(1, round(0.2 * n))
-    if n - n_train - n_val < 1: raise ValueError(f"n_per_class must be at least 3 (one image per split), got {n}")
+    if n < 3: raise ValueError(f"n_per_class must be at least 3 (one image per split), got {n}")
+    n_val = max(1, round(0.2 * n))
+    n_train = min(max(1, round(0.5 * n)), n - n_val - 1)
     return n_train, n_val, n - n_train - n_val
 
 def _save(path, k, n_classes, size, rng):
@@ -675,6 +717,10 @@ def fashion_mnist_arrays(root:str=None,                # look in root/fashion-mn
                          cache_dir:str=CACHE_DIR,      # then torchvision's folder here (and download into it)
                          download:bool=True) -> dict:  # try torchvision's download when nothing is found
     "Fashion-MNIST as uint8 arrays `{'train': (images (N,28,28), labels (N,)), 'test': ...}`."
+    if root and not _fmnist_files(os.path.join(root, 'fashion-mnist')):
+        raise FileNotFoundError(f"root={root!r} has no Fashion-MNIST files in {os.path.join(root, 'fashion-mnist')}: put the four "
+                                "*-ubyte.gz files there, or leave root out to use Debian's copy (`sudo apt install dataset-fashion-mnist`) or "
+                                "torchvision's download")
     folders = ([os.path.join(root, 'fashion-mnist')] if root else []) + list(search) + [os.path.join(cache_dir, 'FashionMNIST', 'raw')]
     found = next(filter(None, map(_fmnist_files, folders)), None)
     if found is None and download: found = _download_fashion_mnist(cache_dir)
@@ -717,6 +763,8 @@ def read_fashion_mnist(root:str=None,     # optional folder holding fashion-mnis
                        **kwargs):         # passed to `fashion_mnist_arrays` (search, cache_dir, download)
     "Fashion-MNIST as a dataset: train and val from the training file, the test file (or its balanced first `n_test`)."
     (x_train, y_train), (x_test, y_test) = fashion_mnist_arrays(root, **kwargs).values()
+    if n_test is not None and not 1 <= n_test <= len(y_test):
+        raise ValueError(f"n_test must be between 1 and the {len(y_test)} images of the test file, got {n_test}")
     n_train = len(y_train) - (len(y_train) // 6 if n_val is None else n_val)
     test_idx = balanced_first(y_test, n_test) if n_test else range(len(y_test))
     def items(split, idx, y): return [Datum(f'{split}/{i}', int(y[i]), FASHION_MNIST_CLASSES[y[i]]) for i in idx]

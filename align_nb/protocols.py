@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['HPARAMS', 'PROTOCOLS', 'OWN_RECIPE', 'CUSTOM_TEMPLATES', 'PAPER_BASE2NEW', 'PAPER_CROSS_DATASET', 'PAPER_DG',
            'PAPER_FEW_SHOT', 'PAPER_METHOD', 'CROSS_DATASET_TARGETS', 'DG_TARGETS', 'resolve_hparams', 'recipe',
-           'ClipSpec', 'make_clip', 'transforms_for', 'hand_template', 'clip_weights_id', 'run_identity', 'run',
-           'paper_backbone', 'write_table', 'run_key', 'few_shot', 'base_to_new', 'cross_dataset',
-           'domain_generalisation']
+           'ClipSpec', 'make_clip', 'transforms_for', 'hand_template', 'clip_weights_id', 'absolute_spec',
+           'run_identity', 'training_identity', 'run', 'paper_backbone', 'write_table', 'run_key', 'few_shot',
+           'base_to_new', 'cross_dataset', 'domain_generalisation']
 
 # %% ../nbs/08_protocols.ipynb #eac4a837
 import csv, functools, hashlib, json, math, numbers, os, re, statistics, time
@@ -62,8 +62,9 @@ def recipe(
     model = h.pop('model', {})
     h = {k: v for k, v in h.items() if k in ('lr', 'epochs', 'batch_size')}
     if isinstance(h['epochs'], dict):
-        if shots not in h['epochs']: raise ValueError(f"the {hparams} few-shot recipe covers {sorted(h['epochs'])} shots, not {shots}; pass epochs=")
-        h['epochs'] = h['epochs'][shots]
+        if 'epochs' in changes: h.pop('epochs')
+        elif shots not in h['epochs']: raise ValueError(f"the {hparams} few-shot recipe covers {sorted(h['epochs'])} shots, not {shots}; pass epochs=")
+        else: h['epochs'] = h['epochs'][shots]
     return replace(TrainConfig(**h), **changes), model
 
 # %% ../nbs/08_protocols.ipynb #3bf8966f
@@ -138,16 +139,31 @@ def clip_weights_id(clip:ClipSpec)->str|None:
     st = os.stat(p)
     return 'sha256:' + _sha256_file(os.path.abspath(p), st.st_size, st.st_mtime_ns)
 
+def _clip_identity(clip:ClipSpec)->dict:
+    "The CLIP part of a run's identity: a weights file by its content, wherever it lies; a tag or random seed as given."
+    if clip.pretrained is not None and os.path.isfile(clip.pretrained):
+        return dict(name=clip.name, pretrained='<file>', seed=clip.seed, weights=clip_weights_id(clip))
+    return dict(asdict(clip), weights=None)
+
+def absolute_spec(clip:ClipSpec)->ClipSpec:
+    "The same spec with a weights file's path made absolute, so that a run folder can rebuild its CLIP from anywhere."
+    if clip.pretrained is not None and os.path.isfile(clip.pretrained): return replace(clip, pretrained=os.path.abspath(clip.pretrained))
+    return clip
+
 def run_identity(dataset, root, preset, cfg, clip, shots, seed, subsample, train, crop_scale, n_test, eval_on, zero_shot,
                  ds, targets=())->dict:
     "Everything that decides a run's result (see above), as plain values."
     return dict(preset=preset, dataset=dataset, root=os.path.abspath(os.path.expanduser(str(root))) if root else None,
-                shots=shots, seed=seed, subsample=subsample, clip={**asdict(clip), 'weights': clip_weights_id(clip)},
+                shots=shots, seed=seed, subsample=subsample, clip=_clip_identity(clip),
                 train={k: v for k, v in asdict(train).items() if k not in TRAIN_COST_ONLY}, crop_scale=list(crop_scale),
                 n_test=n_test, eval_on=[list(e) for e in eval_on], zero_shot=zero_shot,
                 model={k: v for k, v in asdict(cfg).items() if k not in COST_ONLY},
-                data=dict(train=ds.fingerprint('train'), test=ds.fingerprint('test'), classes=list(ds.classnames),
-                          eval_on=[t.fingerprint('test') for t in targets]))
+                data=dict(train=ds.fingerprint('train', content=True), test=ds.fingerprint('test', content=True),
+                          classes=list(ds.classnames), eval_on=[t.fingerprint('test', content=True) for t in targets]))
+
+def training_identity(identity:dict)->dict:
+    "What decides the training alone: the identity without the test sets (evaluated afresh after a resumed training)."
+    return {**identity, 'data': {k: v for k, v in identity['data'].items() if k not in ('test', 'eval_on')}}
 
 def _resumable(out:Path, identity:dict)->dict|None:
     "Resuming the run in `out`: its results if it finished; None if its training is to continue; refused if it is another run."
@@ -155,7 +171,7 @@ def _resumable(out:Path, identity:dict)->dict|None:
         saved = json.loads((out / RESULTS).read_text())
         where, theirs = out / RESULTS, saved.get('identity', {})
     else:
-        saved, where = None, out / CKPT
+        saved, where, identity = None, out / CKPT, training_identity(identity)
         theirs = load_checkpoint(out / CKPT).get('meta', {}).get('identity', {})
     diffs = config_differences(theirs, identity)
     if diffs:
@@ -187,12 +203,14 @@ def run(
 )->dict:                          # results: accuracies in % per test set, times in s, the identity
     "Train one model and evaluate it: the unit every protocol is made of."
     _check_run_args(dataset, clip, shots, seed, subsample, train, model_changes, eval_on, crop_scale, n_test)
+    clip = absolute_spec(clip)
     hand = preset == 'zeroshot' and 'template' not in (model_changes or {})   # CoOp's per-dataset template
     cfg = model_preset(preset, **{**({'template': hand_template(dataset)} if hand else {}), **(model_changes or {})})
     out, t0 = Path(out_dir), time.time()
     with run_folder(out, resume, overwrite):
         kw = dict(n_test=n_test) if dataset == 'fashion_mnist' and n_test else {}
         ds = build_dataset(dataset, root, num_shots=shots, seed=seed, subsample=subsample, **kw)
+        if ds.num_classes < 2: raise ValueError(f"{dataset} ({subsample} classes) has {ds.num_classes} class: classifying needs at least 2")
         targets = [build_dataset(name, root, num_shots=0, subsample=sub, cache=False, **(kw if name == dataset else {}))
                    for name, sub in eval_on]
         identity = run_identity(dataset, root, preset, cfg, clip, shots, seed, subsample, train, crop_scale,
@@ -205,7 +223,7 @@ def run(
         res = dict(dataset=dataset, preset=preset, clip=asdict(clip), shots=shots, seed=seed, subsample=subsample,
                    train=asdict(train), model_changes=model_changes or {}, n_train=len(ds.train_x), n_classes=ds.num_classes)
         if zero_shot: res['zero_shot'] = evaluate(model, ds.torch_dataset('test', test_tf), train.test_batch_size, device, quiet=quiet)['acc']
-        meta = dict(clip=asdict(clip), dataset=dataset, shots=shots, seed=seed, subsample=subsample, preset=preset, identity=identity)
+        meta = dict(clip=asdict(clip), dataset=dataset, shots=shots, seed=seed, subsample=subsample, preset=preset, identity=training_identity(identity))
         if model.n_learnable():
             fit(model, ds.torch_dataset('train', train_tf), train, out, resume=resume, device=device, meta=meta, quiet=quiet)
         res['train_time'] = time.time() - t0
@@ -439,7 +457,9 @@ def _mean_std(xs):
 # %% ../nbs/08_protocols.ipynb #8a178f3d
 def run_key(preset:str, hparams:str, clip:ClipSpec, train_changes:dict|None=None)->str:
     "The folder name of a protocol's runs: preset, recipe, CLIP and recipe overrides, e.g. 'align-paper_ViT-B-16-openai'."
-    weights = f'random{clip.seed}' if clip.pretrained is None else (Path(clip.pretrained).stem if os.path.isfile(clip.pretrained) else clip.pretrained)
+    if clip.pretrained is None: weights = f'random{clip.seed}'
+    elif os.path.isfile(clip.pretrained): weights = f"{Path(clip.pretrained).stem}-{clip_weights_id(clip)[7:15]}"   # two files never share
+    else: weights = clip.pretrained
     changes = ','.join(f'{k}={v}' for k, v in sorted((train_changes or {}).items()) if k not in TRAIN_COST_ONLY)
     key = f"{preset}-{hparams}_{clip.name}-{weights}" + (f"_{changes}" if changes else '')
     return re.sub(r'[^A-Za-z0-9._,=+-]', '_', key)
@@ -472,8 +492,9 @@ def few_shot(
     shots, seeds = _counts('shots', shots), _counts('seeds', seeds)
     hparams = resolve_hparams(hparams, preset)
     rows, method, folder = [], PAPER_METHOD.get(preset), Path(out_dir) / dataset / run_key(preset, hparams, clip, train_changes)
+    recipes = {S: recipe('fewshot', hparams, dataset, S, **(train_changes or {})) for S in shots}   # all checked before any work
     for S in shots:
-        cfg, changes = recipe('fewshot', hparams, dataset, S, **(train_changes or {}))
+        cfg, changes = recipes[S]
         accs = [_run_of(folder / f'shots{S}' / f'seed{s}', resume, dataset=dataset, root=root, preset=preset, clip=clip, shots=S,
                         seed=s, subsample='all', train=cfg, model_changes=changes, **kw)['test'][f'{dataset}/all'] for s in seeds]
         m, sd = _mean_std(accs)
@@ -523,9 +544,9 @@ def _transfer(protocol, paper_table, root, targets, source, seeds, preset, clip,
                for s in seeds]
     paper = paper_table.get(PAPER_METHOD.get(preset), {}) if paper_backbone(clip) else {}
     rows = []
-    for name in (source, *targets):
+    for i, name in enumerate((source, *targets)):
         m, sd = _mean_std([r['test'][f'{name}/all'] for r in results])
-        rows.append(dict(dataset=name, role='source' if name == source else 'target', mean=m, std=sd, seeds=len(seeds), paper=paper.get(name)))
+        rows.append(dict(dataset=name, role='target' if i else 'source', mean=m, std=sd, seeds=len(seeds), paper=paper.get(name)))
     tm = statistics.mean(r['mean'] for r in rows[1:])
     rows.append(dict(dataset='average (targets)', role='', mean=tm, std=None, seeds=len(seeds),
                      paper=paper.get('average') if protocol == 'crossdataset' else (statistics.mean(paper[t] for t in targets) if paper else None)))

@@ -9,7 +9,7 @@ __all__ = ['TRAIN_COST_ONLY', 'CKPT', 'METRICS', 'RESULTS', 'LOCK', 'TrainConfig
            'config_differences', 'check_resumable', 'fit', 'evaluate', 'unfinished', 'load_run']
 
 # %% ../nbs/07_train.ipynb #51c490ab
-import atexit, fcntl, inspect, json, math, numbers, os, random, signal, socket, sys, threading, time, warnings
+import atexit, errno, fcntl, inspect, json, math, numbers, os, random, signal, socket, sys, threading, time, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -38,8 +38,8 @@ def _check_train_config(c):
         v = getattr(c, f)
         dom = {'lr': '> 0', 'warmup_lr': '> 0', 'momentum': 'in [0, 1)', 'weight_decay': '>= 0'}[f]
         if not isinstance(v, numbers.Real) or isinstance(v, bool): raise TypeError(f"TrainConfig.{f} must be a number {dom}, got {type(v).__name__} {v!r}")
-        if not math.isfinite(v) or v < 0 or (lo == 0 and v == 0) or (hi is not None and v >= hi):
-            raise ValueError(f"TrainConfig.{f} must be a finite number {dom}, got {v}")
+        if not math.isfinite(v) or v < 0 or (lo == 0 and v == 0) or (hi is not None and v >= hi) or v > 3e38:
+            raise ValueError(f"TrainConfig.{f} must be a finite number {dom} (and within float32's range), got {v}")
 
 
 # %% ../nbs/07_train.ipynb #855fabfb
@@ -213,6 +213,7 @@ def claim_out_dir(out_dir)->Path:
     "Create `out_dir` if needed and hold it (a lock no other process can take until we release it or exit)."
     out, key = Path(out_dir), os.path.abspath(out_dir)
     if key in _HELD: _HELD[key][1] += 1; return out                    # already ours: nested use
+    if out.exists() and not out.is_dir(): raise NotADirectoryError(f"{out} is a file, not a run folder: choose another output folder")
     out.mkdir(parents=True, exist_ok=True)
     path = out / LOCK
     while True:
@@ -249,7 +250,13 @@ def _release_all():
 
 def prepare_out_dir(out_dir, resume:bool=False, overwrite:bool=False)->Path:
     "Hold the run folder (see `claim_out_dir`); refuse one that holds a run unless asked to resume or overwrite."
-    out = claim_out_dir(out_dir)
+    try: out = claim_out_dir(out_dir)
+    except RunFolderBusy: raise
+    except OSError as e:
+        if resume and (Path(out_dir) / RESULTS).exists() and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return Path(out_dir)                             # a finished run in a folder we cannot write: it can still be read
+        if isinstance(e, NotADirectoryError): raise
+        raise OSError(e.errno, f"cannot use {out_dir} as a run folder ({e.strerror}): a run needs a folder it can create and write") from None
     try:
         ours = [f for f in (CKPT, RESULTS) if (out / f).exists()]
         if resume:
@@ -270,15 +277,28 @@ def run_folder(out_dir, resume:bool=False, overwrite:bool=False):
     "Hold the run folder for a `with` block (process 0; the others get its verdict); a failed start leaves no folder."
     out = Path(out_dir)
     new = [p for p in [out, *out.absolute().parents] if not p.exists()]       # the folders this run will create
+    term = _TermAsExit()                                                        # SIGTERM: clean up, then exit 143
     try:
         _on_main(prepare_out_dir, out, resume, overwrite)
         try: yield out
         finally:
             if is_main(): release_out_dir(out)
     finally:
+        term.release()
         for p in new if is_main() else ():                                      # left empty: remove them again
             if p.is_dir() and not any(p.iterdir()): p.rmdir()
             else: break
+
+class _TermAsExit:
+    "While held, SIGTERM raises SystemExit(143) in the main thread, so that `finally` blocks run (the default just dies)."
+    def __init__(self):
+        self.old = None
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+            self.old = signal.signal(signal.SIGTERM, self._exit)
+    @staticmethod
+    def _exit(signum, frame): raise SystemExit(128 + signal.SIGTERM)
+    def release(self):
+        if self.old is not None: signal.signal(signal.SIGTERM, self.old); self.old = None
 
 def _write_atomic(path:Path, text:str):
     "Write `text` to `path` through a temporary file of this process's own."
@@ -363,6 +383,13 @@ def _show(v)->str:
     s = repr(v)
     return s if len(s) <= 60 else s[:57] + '...'
 
+def _default_of(key:str):
+    "The default of a PromptConfig or TrainConfig field named by a flat key ('...model.beta', '...train.lr'), else a marker."
+    parts = key.split('.')
+    if len(parts) < 2 or parts[-2] not in ('model', 'train'): return _NO_DEFAULT
+    return _plain(asdict(PromptConfig() if parts[-2] == 'model' else TrainConfig())).get(parts[-1], _NO_DEFAULT)
+_NO_DEFAULT = object()
+
 def config_differences(saved:dict, now:dict)->list:
     "Each field whose saved and current values differ: 'field: saved -> now' (lists by their first difference)."
     a, b = _flat(_plain(saved)), _flat(_plain(now))
@@ -370,6 +397,7 @@ def config_differences(saved:dict, now:dict)->list:
     for k in [*b, *(k for k in a if k not in b)]:                        # in the order of the current settings
         x, y = a.get(k, '<absent>'), b.get(k, '<absent>')
         if x == y: continue
+        if k not in a and _default_of(k) == y: continue               # a field added since, at its default: the same run
         if isinstance(x, list) and isinstance(y, list):
             i = next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
             out.append(f"{k}: {len(x)} entries saved, {len(y)} now, first difference at {i}: "
@@ -411,6 +439,9 @@ def fit(
 )->dict:                      # the last epoch's mean loss and accuracy
     "Train the prompts of `model` on `train_ds`; checkpoints and metrics go to `out_dir`."
     if not isinstance(cfg, TrainConfig): raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    if cfg.epochs <= cfg.warmup_epochs:
+        warnings.warn(f"epochs={cfg.epochs} <= warmup_epochs={cfg.warmup_epochs}: every epoch runs at the warm-up rate "
+                      f"{cfg.warmup_lr:g}, so lr={cfg.lr:g} is never used")
     if len(train_ds) == 0: raise ValueError("the training set is empty: there is nothing to train on")
     device = setup_distributed(device)
     _check_batch(cfg.batch_size, dist_info().world_size)
