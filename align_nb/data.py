@@ -4,17 +4,17 @@
 
 # %% auto #0
 __all__ = ['CLIP_MEAN', 'CLIP_STD', 'COOP_DATASETS_MD', 'LAYOUTS', 'CALTECH101_IGNORED', 'RENAMES', 'IMAGE_EXTENSIONS',
-           'FASHION_MNIST_DIRS', 'CACHE_DIR', 'FASHION_MNIST_CLASSES', 'DATASETS', 'Datum', 'prompt_name',
+           'FASHION_MNIST_DIRS', 'CACHE_DIR', 'FASHION_MNIST_CLASSES', 'DATASETS', 'NO_ROOT', 'Datum', 'prompt_name',
            'label_names', 'open_rgb', 'ImageDataset', 'DatasetSplits', 'train_transform', 'test_transform',
            'set_random_seed', 'split_by_label', 'generate_fewshot_dataset', 'sample_fewshot', 'reroot',
            'load_dassl_pickle', 'read_split_json', 'write_split_json', 'fewshot_with_cache', 'check_subsample',
            'subsample_classes', 'Layout', 'layout_help', 'dataset_paths', 'make_fake_dataset', 'read_zhou_dataset',
            'read_fgvc_aircraft', 'read_classnames_txt', 'read_class_folders', 'read_imagenet', 'read_imagenet_variant',
            'read_image_folder', 'read_idx', 'write_idx', 'fashion_mnist_arrays', 'balanced_first', 'ArrayImages',
-           'read_fashion_mnist', 'check_image_files', 'build_dataset']
+           'read_fashion_mnist', 'register_dataset', 'check_image_files', 'build_dataset']
 
 # %% ../nbs/06_data.ipynb #4d852378
-import gzip, hashlib, json, math, os, pickle, random, warnings
+import gzip, hashlib, importlib, json, math, os, pickle, random, warnings
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Callable
@@ -781,6 +781,15 @@ DATASETS = {
     'image_folder': read_image_folder,
     'fashion_mnist': read_fashion_mnist,
 }
+NO_ROOT = {'fashion_mnist'}                     # datasets that need no `root` (generated or found on the system)
+
+def register_dataset(name:str,                 # the name `build_dataset` will know it by
+                     reader:Callable,          # reader(root, **kwargs) -> DatasetSplits
+                     needs_root:bool=True):    # False for data that is generated or found without a root
+    "Add a dataset to the registry (the world's data sets of notebook 06a register this way)."
+    if not name.isidentifier(): raise ValueError(f"a dataset name must be an identifier, got {name!r}")
+    DATASETS[name] = reader
+    if not needs_root: NO_ROOT.add(name)
 
 # %% ../nbs/06_data.ipynb #faaf449c
 def check_image_files(ds:DatasetSplits):
@@ -802,11 +811,13 @@ def build_dataset(name:str,            # a key of `DATASETS`
                   check_files:bool=True, # check that every image of the returned splits exists (as Dassl does)
                   **kwargs) -> DatasetSplits:  # passed to the reader (e.g. n_test for Fashion-MNIST)
     "Read dataset `name`, draw its few-shot split for `seed`, keep the `subsample` classes: Dassl's order."
+    if name not in DATASETS and name.startswith('world'):   # the world's sets (06a) register when their module is imported;
+        importlib.import_module('align_nb.world')          # it imports this one, so it is loaded here by name, on demand
     if name not in DATASETS: raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     if not isinstance(num_shots, int) or isinstance(num_shots, bool) or num_shots < 0:
         raise ValueError(f"num_shots must be an integer >= 0 (0: every training image), got {num_shots!r}")
     check_subsample(subsample)
-    if root is None and name != 'fashion_mnist': raise ValueError(f"{name!r} needs `root`, the folder holding its data")
+    if root is None and name not in NO_ROOT: raise ValueError(f"{name!r} needs `root`, the folder holding its data")
     root = root and os.path.abspath(os.path.expanduser(root))
     ds = DATASETS[name](root, **kwargs)
     L = LAYOUTS.get(name)
