@@ -6,8 +6,8 @@
 __all__ = ['IMAGE_SIZE', 'PATCH', 'SHAPES', 'COLOURS', 'PATTERNS', 'SIZES', 'ROWS', 'COLS', 'DOMAINS', 'ATTRIBUTES', 'SYNONYMS',
            'NOUNS', 'PHOTO_TEMPLATES', 'SKETCH_TEMPLATES', 'RECIPE', 'WORLD_SETS', 'BUSY', 'WORLD_XD_TARGETS',
            'WORLD_DG_TARGETS', 'object_masks', 'sample_attributes', 'render', 'patch_shares', 'place', 'with_article',
-           'describe', 'pretraining_batch', 'to_tensor', 'pretrain_clip', 'vocabulary', 'save_world_clip', 'read_world',
-           'zero_shot_accuracy']
+           'describe', 'pretraining_batch', 'to_tensor', 'pretrain_clip', 'vocabulary', 'save_world_clip',
+           'WorldImages', 'read_world', 'ground_truth', 'zero_shot_accuracy']
 
 # %% ../nbs/06a_world.ipynb #0d3fd8dd
 import math, time, warnings
@@ -281,18 +281,22 @@ WORLD_DG_TARGETS = ('world_v2', 'world_sketch', 'world_clutter', 'world_palette'
 # %% ../nbs/06a_world.ipynb #4bab55a8
 _MADE = {}   # (name, counts) -> DatasetSplits, made once per process
 
+class WorldImages(ArrayImages):
+    "The images of a world set, with their ground truth: per split, the attributes and the main object's masks."
+    def __init__(self, arrays:dict, truth:dict): super().__init__(arrays); self.truth = truth
+
 def read_world(
     root=None,              # unused: the world needs no files
     name:str='world',       # a key of WORLD_SETS
     n_train:int=32,         # images per class in each split
     n_val:int=8,
-    n_test:int=30,
+    n_test:int=20,
 )->DatasetSplits:
     "A downstream set of the world: train, val and test images of every class, rendered from the set's seed."
     if name not in WORLD_SETS: raise ValueError(f"unknown world set {name!r}; they are {list(WORLD_SETS)}")
     key = (name, n_train, n_val, n_test)
     if key in _MADE: return _MADE[key]
-    spec, arrays, splits = {**BUSY, **WORLD_SETS[name]}, {}, {}
+    spec, arrays, splits, truth = {**BUSY, **WORLD_SETS[name]}, {}, {}, {}
     for si, (split, per) in enumerate((('train', n_train), ('val', n_val), ('test', n_test))):
         rng = np.random.default_rng([spec['seed'], si])
         lab = np.repeat(np.arange(len(spec['classes'])), per)
@@ -301,11 +305,19 @@ def read_world(
         for k, v in fixed.items(): a[k] = np.where(v >= 0, v, a[k])
         if 'small' in spec and 'size' not in spec['classes'][0][0]:
             a['size'] = np.where(rng.random(len(lab)) < spec['small'], 0, a['size'])
-        arrays[split] = render(a, rng, spec['domain'], spec['busy'])[0]
+        arrays[split], masks = render(a, rng, spec['domain'], spec['busy'])
+        truth[split] = (a, masks)
         splits[split] = [Datum(f'{split}/{i}', int(y), spec['classes'][y][1]) for i, y in enumerate(lab)]
-    ds = DatasetSplits(splits['train'], splits['val'], splits['test'], name=name, loader=ArrayImages(arrays))
+    ds = DatasetSplits(splits['train'], splits['val'], splits['test'], name=name, loader=WorldImages(arrays, truth))
     _MADE[key] = ds
     return ds
+
+def ground_truth(ds:DatasetSplits, items:list)->tuple:   # (attributes {name: (n,) indices}, masks (n,32,32) in [0, 1])
+    "What is in world images `items` (Datums of `ds`, a world set, after any few-shot draw or class subset)."
+    if not isinstance(ds.loader, WorldImages): raise ValueError(f"{ds.name or 'this dataset'} is not a world set: it has no ground truth")
+    where = [d.impath.rsplit('/', 1) for d in items]
+    a = {k: np.array([ds.loader.truth[s][0][k][int(i)] for s, i in where]) for k in ds.loader.truth['test'][0]}
+    return a, np.stack([ds.loader.truth[s][1][int(i)] for s, i in where]) if where else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32)
 
 for _name in WORLD_SETS: register_dataset(_name, partial(read_world, name=_name), needs_root=False)
 
