@@ -213,8 +213,8 @@ def to_tensor(images:np.ndarray)->torch.Tensor:
 def _no_decay(name, p): return p.ndim < 2 or 'ln' in name or 'bias' in name or 'logit_scale' in name
 
 def pretrain_clip(steps:int=2500, batch_size:int=256, lr:float=2e-3, warmup:int=125, weight_decay:float=0.1, seed:int=0,
-                  log_every:int=50, quiet:bool=False)->tuple:
-    "Train world-vit from scratch on the world's stream with ClipLoss: (the model in eval mode, the log rows)."
+                  log_every:int=50, quiet:bool=False, stop_after:int|None=None)->tuple:
+    "Train world-vit from scratch on the world's stream with ClipLoss: (the model in eval mode, the log rows); `stop_after`: only that many steps of the schedule."
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
@@ -225,7 +225,7 @@ def pretrain_clip(steps:int=2500, batch_size:int=256, lr:float=2e-3, warmup:int=
                              dict(params=[p for n, p in named if _no_decay(n, p)], weight_decay=0.)],
                             lr=lr, betas=(0.9, 0.98), eps=1e-6)
     loss_fn, rng, log = ClipLoss(), np.random.default_rng(seed), []
-    for step in tqdm(range(steps), disable=quiet, desc='pretraining'):
+    for step in tqdm(range(steps if stop_after is None else min(stop_after, steps)), disable=quiet, desc='pretraining'):
         rate = lr * min(1, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
         for g in opt.param_groups: g['lr'] = rate
         x, ids = pretraining_batch(rng, batch_size)

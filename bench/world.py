@@ -1,0 +1,141 @@
+"""The paper's tables in miniature, in the world of notebook 06a, offline, on two CPU cores.
+
+Every preset (zero-shot CLIP, CoOp, CoCoOp, VPT, IVLP, MaPLe, PLOT, PLOT++, UPT, ALIGN as the paper states it, ALIGN
+as the authors' code computes it) on the world's CLIP (`load_clip('world-vit', 'world')`), over seeds 1, 2, 3:
+
+- base to new on `world` (24 base, 24 new colour-and-shape classes, 16 shots), like Table 1: Base, New, H;
+- few-shot on `world` (all 48 classes, 1, 2, 4, 8, 16 shots), like Fig. 3;
+- cross-dataset (like Table 2) and domain generalisation (like Table 3): one model per seed trained on all of `world`
+  (16 shots), tested on the five other world sets (shapes, colours, patterns, sizes, places) and on the four shifted
+  domains of `world` (v2, sketch, clutter, palette);
+- ablations of ALIGN (paper form) on base to new: the uniform prompt-level plan, and beta = 0 and 0.5 (beta = 1 is
+  ALIGN itself).
+
+The recipe is the world's of notebook 08 (`recipe(protocol, 'world')`: SGD at lr 0.0035, batches of 4, no warm-up, no
+random crop; 4 epochs base to new, 6/3/2/1/1 epochs for 1/2/4/8/16 shots, 1 epoch cross-dataset), the same for every
+preset: a miniature, sized so that everything fits in an hour, not anyone's tuned recipe. Each run is a `run` of
+notebook 08 in its own folder under --out (resumable: an interrupted bench continues where it stopped; a finished
+run is read back, not recomputed, only if its settings are the same). Tables and every run's numbers and wall time
+go to --out/RESULTS.md and --out/results.json.
+
+    python bench/world.py                                  # everything (about an hour on 2 CPU cores)
+    python bench/world.py --seeds 1 --parts base2new       # a part
+"""
+import argparse, json, math, os, statistics, sys, time, warnings
+from pathlib import Path
+import torch
+from align_nb.protocols import run, recipe, ClipSpec, WORLD_XD_TARGETS, WORLD_DG_TARGETS
+from align_nb.train import CKPT, RESULTS
+
+PRESETS = ('zeroshot', 'coop', 'cocoop', 'vpt', 'ivlp', 'maple', 'plot', 'plotpp', 'upt', 'align', 'align_authors')
+NAMES = dict(zeroshot='CLIP (zero-shot)', coop='CoOp', cocoop='CoCoOp', vpt='VPT', ivlp='IVLP', maple='MaPLe', plot='PLOT',
+             plotpp='PLOT++', upt='UPT', align='ALIGN (paper)', align_authors="ALIGN (authors' code)")
+ABLATIONS = {'uniform plan': dict(plan='uniform'), 'beta = 0': dict(beta=0.0), 'beta = 0.5': dict(beta=0.5)}
+SHOTS = (1, 2, 4, 8, 16)
+PARTS = ('base2new', 'fewshot', 'transfer', 'ablations')
+CLIP = ClipSpec('world-vit', 'world')
+
+def one(out, preset, seed, protocol, shots=16, subsample='all', eval_on=(), model_changes=None, log=None):
+    "One run (or its saved results), with its wall time."
+    cfg, changes = recipe(protocol, 'world', 'world', shots)
+    t, out = time.time(), Path(out)
+    res = run('world', None, preset, CLIP, shots, seed, subsample, cfg, {**changes, **(model_changes or {})}, eval_on=eval_on,
+              out_dir=out, resume=(out / CKPT).exists() or (out / RESULTS).exists(), quiet=True)
+    row = dict(preset=preset, seed=seed, protocol=protocol, shots=shots, model_changes=model_changes or {}, test=res['test'],
+               train_time=res['train_time'], time=res['time'], wall_now=time.time() - t)
+    if log is not None: log.append(row)
+    print(f"  {protocol:9s} {preset:14s} seed {seed} shots {shots:2d} {json.dumps(model_changes or {}):18s} "
+          f"{res['time']:6.1f} s  " + '  '.join(f"{k} {v:.1f}" for k, v in res['test'].items()), flush=True)
+    return res
+
+def ms(xs):
+    "mean ± std (sample std over seeds; one seed: the mean alone)."
+    m = statistics.mean(xs)
+    return f"{m:.1f} ± {statistics.stdev(xs):.1f}" if len(xs) > 1 else f"{m:.1f}"
+
+def hmean(b, n): return 2 * b * n / (b + n) if b + n else 0.
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--out', default='bench/out/world', help='folder for the runs and the results')
+    p.add_argument('--seeds', default='1,2,3')
+    p.add_argument('--presets', default=','.join(PRESETS))
+    p.add_argument('--parts', default=','.join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
+    p.add_argument('--threads', type=int, default=min(2, os.cpu_count() or 1), help='torch threads (two processes on disjoint presets: 1 each)')
+    a = p.parse_args(argv)
+    seeds = [int(s) for s in a.seeds.split(',')]
+    presets = [x for x in a.presets.split(',') if x]
+    parts = [x for x in a.parts.split(',') if x]
+    bad = [x for x in presets if x not in PRESETS] + [x for x in parts if x not in PARTS]
+    if bad: p.error(f"unknown presets or parts: {bad}")
+    warnings.filterwarnings('ignore', message='this CLIP has')       # the presets' prompt depths are capped at 3 layers
+    out, log, t0, md = Path(a.out), [], time.time(), []
+    torch.set_num_threads(a.threads)
+    md.append(f"# The paper's tables in miniature (`bench/world.py`)\n\nworld-vit ('world' weights), seeds {a.seeds}, "
+              f"torch {torch.__version__}, {torch.get_num_threads()} threads. Mean ± std over seeds; accuracies in %.\n")
+    if 'base2new' in parts:
+        print('base to new', flush=True)
+        rows = []
+        for pr in presets:
+            rs = [one(out / 'base2new' / pr / f'seed{s}', pr, s, 'base2new', subsample='base', eval_on=(('world', 'new'),), log=log)
+                  for s in seeds]
+            b, n = [r['test']['world/base'] for r in rs], [r['test']['world/new'] for r in rs]
+            rows.append((pr, b, n, [hmean(x, y) for x, y in zip(b, n)], sum(r['time'] for r in rs)))
+        rows.sort(key=lambda r: -statistics.mean(r[3]))
+        md.append("## Base to new (Table 1 in miniature)\n\n24 base classes (16 shots) to 24 new ones; ranked by H.\n\n"
+                  "| rank | method | Base | New | H | time (s, all seeds) |\n|---|---|---|---|---|---|")
+        md += [f"| {i + 1} | {NAMES[pr]} | {ms(b)} | {ms(n)} | {ms(h)} | {t:.0f} |" for i, (pr, b, n, h, t) in enumerate(rows)]
+        md.append('')
+    if 'fewshot' in parts:
+        print('few-shot', flush=True)
+        rows = []
+        for pr in presets:
+            accs = {k: [one(out / 'fewshot' / pr / f'shots{k}' / f'seed{s}', pr, s, 'fewshot', shots=k, log=log)['test']['world/all']
+                        for s in seeds] for k in SHOTS}
+            rows.append((pr, accs))
+        rows.sort(key=lambda r: -statistics.mean(statistics.mean(v) for v in r[1].values()))
+        md.append("## Few-shot (Fig. 3 in miniature)\n\nAll 48 classes; ranked by the mean over shot counts.\n\n"
+                  "| rank | method | " + ' | '.join(f'{k} shot{"s" if k > 1 else ""}' for k in SHOTS) + " | mean |\n|---|---|"
+                  + '---|' * (len(SHOTS) + 1))
+        md += [f"| {i + 1} | {NAMES[pr]} | " + ' | '.join(ms(accs[k]) for k in SHOTS) +
+               f" | {statistics.mean(statistics.mean(v) for v in accs.values()):.1f} |" for i, (pr, accs) in enumerate(rows)]
+        md.append('')
+    if 'transfer' in parts:
+        print('cross-dataset and domain generalisation', flush=True)
+        targets = (*WORLD_XD_TARGETS, *WORLD_DG_TARGETS)
+        rows = []
+        for pr in presets:
+            rs = [one(out / 'transfer' / pr / f'seed{s}', pr, s, 'crossdataset', eval_on=tuple((t, 'all') for t in targets), log=log)
+                  for s in seeds]
+            rows.append((pr, {k: [r['test'][f'{k}/all'] for r in rs] for k in ('world', *targets)}))
+        for title, names, what in (("Cross-dataset transfer (Table 2 in miniature)", WORLD_XD_TARGETS, 'the five other world sets'),
+                                   ("Domain generalisation (Table 3 in miniature)", WORLD_DG_TARGETS, "world's four shifted domains")):
+            order = sorted(rows, key=lambda r: -statistics.mean(statistics.mean(r[1][t]) for t in names))
+            md.append(f"## {title}\n\nTrained on all of `world` (16 shots), tested on {what}; ranked by the targets' mean.\n\n"
+                      "| rank | method | world (source) | " + ' | '.join(t.replace('world_', '') for t in names) + " | mean (targets) |\n|---|---|---|"
+                      + '---|' * (len(names) + 1))
+            md += [f"| {i + 1} | {NAMES[pr]} | {ms(acc['world'])} | " + ' | '.join(ms(acc[t]) for t in names) +
+                   f" | {statistics.mean(statistics.mean(acc[t]) for t in names):.1f} |" for i, (pr, acc) in enumerate(order)]
+            md.append('')
+    if 'ablations' in parts:
+        print('ablations', flush=True)
+        rows = []
+        for name, changes in {'ALIGN (paper), beta = 1': {}, **ABLATIONS}.items():
+            rs = [one(out / 'base2new' / 'align' / f'seed{s}' if not changes else out / 'ablations' / name.replace(' ', '').replace('=', '') / f'seed{s}',
+                      'align', s, 'base2new', subsample='base', eval_on=(('world', 'new'),), model_changes=changes, log=log) for s in seeds]
+            b, n = [r['test']['world/base'] for r in rs], [r['test']['world/new'] for r in rs]
+            rows.append((name, b, n, [hmean(x, y) for x, y in zip(b, n)]))
+        md.append("## Ablations of ALIGN (base to new)\n\n| ALIGN | Base | New | H |\n|---|---|---|---|")
+        md += [f"| {name} | {ms(b)} | {ms(n)} | {ms(h)} |" for name, b, n, h in rows]
+        md.append('')
+    total = time.time() - t0
+    computed = sum(r['wall_now'] for r in log if r['wall_now'] > 1)     # runs read back from disk take well under a second
+    md.append(f"Wall time of this invocation: {total / 60:.1f} min ({len(log)} runs; runs' own recorded times sum to "
+              f"{sum(r['time'] for r in log) / 60:.1f} min; computed now: {computed / 60:.1f} min).\n")
+    out.mkdir(parents=True, exist_ok=True)
+    tag = '' if (a.seeds, a.presets, a.parts) == ('1,2,3', ','.join(PRESETS), ','.join(PARTS)) else '-partial-' + str(os.getpid())
+    (out / f'RESULTS{tag}.md').write_text('\n'.join(md))
+    (out / f'results{tag}.json').write_text(json.dumps(dict(seeds=seeds, presets=presets, parts=parts, wall_time=total, runs=log), indent=1))
+    print('\n'.join(md))
+
+if __name__ == '__main__': main()
