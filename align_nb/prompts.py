@@ -49,7 +49,7 @@ class TextPrompts(nn.Module):
         n_ctx:int=2,           # b, learnable tokens per group
         depth:int=1,           # prompted layers: 0 (the input) and 1..depth-1 (deep prompts)
         init:str|list|None='a photo of a', # init words: one string for every group, a list of N (str or None), or None: random
-        init_style:str='all',  # 'all': `init` as given; 'authors': group 0 from `init`, groups 1..N-1 random (REFERENCE 1.3)
+        init_style:str='all',  # 'all': `init` as given; 'authors': group 0 from `init`, groups 1..N-1 random (appendix A.3)
         tokenizer=None,        # open_clip tokenizer; default: the CLIP BPE tokenizer
         std:float=0.02,        # standard deviation of the random inits
     ):

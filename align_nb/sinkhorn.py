@@ -225,7 +225,7 @@ def _warn_unconverged(method, it, n_iters, tol, dtype, n_bad, n_all, worst, auth
 
 # %% ../nbs/01_sinkhorn.ipynb #889bc879
 def _solve_authors(C, a, b, eps, n_iters, thresh, group_dims, check_every):
-    "The authors' algorithm (REFERENCE 1.8): scaling iterations from r = c = 1; a group stops when mean|dr| < thresh."
+    "The authors' algorithm (appendix A.8): scaling iterations from r = c = 1; a group stops when mean|dr| < thresh."
     K = (-C / eps).exp()
     nb = C.dim() - 2
     gd = nb if group_dims is None else group_dims
