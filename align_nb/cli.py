@@ -168,12 +168,12 @@ def align_nb_main(
     _check_hparams(hparams); _check_names(preset, None, model)
     dev = _device(device)
     subsample = ('base' if dataset in WORLD_SETS else 'all') if classes == 'auto' else classes
-    offline_default = dataset == 'fashion_mnist' and model == 'tiny'
+    offline_default, hp = dataset == 'fashion_mnist' and model == 'tiny', resolve_hparams(hparams, preset, dataset)
     if offline_default: cfg, model_changes = TrainConfig(epochs=OFFLINE_DEFAULT['epochs'], lr=OFFLINE_DEFAULT['lr']), {}
     elif n_shots in (1, 2, 4, 8, 16):
-        cfg, model_changes = recipe('base2new' if subsample == 'base' else 'fewshot', resolve_hparams(hparams, preset, dataset), dataset, n_shots)
+        cfg, model_changes = recipe('base2new' if subsample == 'base' else 'fewshot', hp, dataset, n_shots)
     else: cfg, model_changes = TrainConfig(), {}
-    main_job = dataset in WORLD_SETS and subsample == 'base' and resolve_hparams(hparams, preset, dataset) == 'world' and n_shots == 16
+    main_job = dataset in WORLD_SETS and subsample == 'base' and hp == 'world' and n_shots == 16
     cfg = replace(cfg, seed=seed, **{**(MAIN_JOB if main_job else {}), **changes})
     scale = (crop_scale, 1.0) if crop_scale is not None else OFFLINE_DEFAULT['crop_scale'] if offline_default else None   # None: run's own
     out = out or f"runs/{dataset}-{preset}-{shots}shot-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"

@@ -55,6 +55,15 @@ def ms(xs):
 
 def hmean(b, n): return 2 * b * n / (b + n) if b + n else 0.
 
+def ranked(title, intro, rows, columns, by, mean_name)->list:
+    "Markdown lines of a table of rows (preset, {column: values over seeds}), ranked by the mean of the `by` columns."
+    score = lambda acc: statistics.mean(statistics.mean(acc[c]) for c in by)
+    lines = [f"## {title}\n\n{intro}\n\n| rank | method | " + ' | '.join(columns.values()) + f" | {mean_name} |\n|---|---|"
+             + '---|' * (len(columns) + 1)]
+    lines += [f"| {i + 1} | {NAMES[pr]} | " + ' | '.join(ms(acc[c]) for c in columns) + f" | {score(acc):.1f} |"
+              for i, (pr, acc) in enumerate(sorted(rows, key=lambda r: -score(r[1])))]
+    return lines + ['']
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--out', default='bench/out/world', help='folder for the runs and the results')
@@ -93,13 +102,8 @@ def main(argv=None):
             accs = {k: [one(out / 'fewshot' / pr / f'shots{k}' / f'seed{s}', pr, s, 'fewshot', shots=k, log=log)['test']['world/all']
                         for s in seeds] for k in SHOTS}
             rows.append((pr, accs))
-        rows.sort(key=lambda r: -statistics.mean(statistics.mean(v) for v in r[1].values()))
-        md.append("## Few-shot (Fig. 3 in miniature)\n\nAll 48 classes; ranked by the mean over shot counts.\n\n"
-                  "| rank | method | " + ' | '.join(f'{k} shot{"s" if k > 1 else ""}' for k in SHOTS) + " | mean |\n|---|---|"
-                  + '---|' * (len(SHOTS) + 1))
-        md += [f"| {i + 1} | {NAMES[pr]} | " + ' | '.join(ms(accs[k]) for k in SHOTS) +
-               f" | {statistics.mean(statistics.mean(v) for v in accs.values()):.1f} |" for i, (pr, accs) in enumerate(rows)]
-        md.append('')
+        md += ranked("Few-shot (Fig. 3 in miniature)", "All 48 classes; ranked by the mean over shot counts.", rows,
+                     {k: f'{k} shot{"s" if k > 1 else ""}' for k in SHOTS}, list(SHOTS), 'mean')
     if 'transfer' in parts:
         print('cross-dataset and domain generalisation', flush=True)
         targets = (*WORLD_XD_TARGETS, *WORLD_DG_TARGETS)
@@ -110,13 +114,8 @@ def main(argv=None):
             rows.append((pr, {k: [r['test'][f'{k}/all'] for r in rs] for k in ('world', *targets)}))
         for title, names, what in (("Cross-dataset transfer (Table 2 in miniature)", WORLD_XD_TARGETS, 'the five other world sets'),
                                    ("Domain generalisation (Table 3 in miniature)", WORLD_DG_TARGETS, "world's four shifted domains")):
-            order = sorted(rows, key=lambda r: -statistics.mean(statistics.mean(r[1][t]) for t in names))
-            md.append(f"## {title}\n\nTrained on all of `world` (16 shots), tested on {what}; ranked by the targets' mean.\n\n"
-                      "| rank | method | world (source) | " + ' | '.join(t.replace('world_', '') for t in names) + " | mean (targets) |\n|---|---|---|"
-                      + '---|' * (len(names) + 1))
-            md += [f"| {i + 1} | {NAMES[pr]} | {ms(acc['world'])} | " + ' | '.join(ms(acc[t]) for t in names) +
-                   f" | {statistics.mean(statistics.mean(acc[t]) for t in names):.1f} |" for i, (pr, acc) in enumerate(order)]
-            md.append('')
+            md += ranked(title, f"Trained on all of `world` (16 shots), tested on {what}; ranked by the targets' mean.", rows,
+                         {'world': 'world (source)', **{t: t.replace('world_', '') for t in names}}, list(names), 'mean (targets)')
     if 'ablations' in parts:
         print('ablations', flush=True)
         rows = []
