@@ -35,7 +35,8 @@ setuptools.setup(
     ] + ['Programming Language :: Python :: ' + v for v in py_versions[py_versions.index(min_python):]],
     packages=setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data=True,
-    package_data={cfg['lib_name']: ['weights/*.pt']},   # the world's tiny CLIP (notebook 06a), loaded offline
+    # the world's tiny CLIP (notebook 06a), loaded offline; the paper's result tables (notebook 08), read at import
+    package_data={cfg['lib_name']: ['weights/*.pt', 'paper_results.json']},
     python_requires='>=' + min_python,
     install_requires=requirements,
     extras_require={'dev': dev_requirements},

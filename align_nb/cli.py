@@ -13,26 +13,29 @@ from dataclasses import replace
 from pathlib import Path
 import torch
 from fastcore.script import call_parse, anno_parser
-from .train import TrainConfig, evaluate, load_run, load_checkpoint, unfinished, CKPT, setup_distributed, is_main
+from .train import (TrainConfig, evaluate, load_run, load_checkpoint, unfinished, CKPT, setup_distributed,
+                            is_main)
 from .data import build_dataset, check_subsample, DATASETS
 from .model import PRESETS
 import open_clip
 from .protocols import (ClipSpec, make_clip, transforms_for, recipe, run, few_shot, base_to_new, cross_dataset,
-                                domain_generalisation, run_key, clip_weights_id, resolve_hparams, HPARAMS,
-                                CROSS_DATASET_TARGETS, DG_TARGETS)
+                                domain_generalisation, run_key, clip_weights_id, resolve_hparams, harmonic_mean,
+                                HPARAMS, CROSS_DATASET_TARGETS, DG_TARGETS)
 from .clip import WORLD_CLIP
 from .world import WORLD_SETS, WORLD_XD_TARGETS, WORLD_DG_TARGETS
 
 
 # %% ../nbs/09_cli.ipynb #f5108553
-OFFLINE_DEFAULT = dict(epochs=50, lr=0.0035, crop_scale=(1.0, 1.0))   # Fashion-MNIST on the tiny random CLIP (see above)
-MAIN_JOB = dict(epochs=10)    # the main job (the world, base to new): the world recipe (08), trained 10 epochs rather than 4
+OFFLINE_DEFAULT = dict(epochs=50, lr=0.0035, crop_scale=(1.0, 1.0))   # Fashion-MNIST on the tiny random CLIP (above)
+MAIN_JOB = dict(epochs=10)    # the main job (the world, base to new): the world recipe (08), 10 epochs rather than 4
 
 def _auto_clip(model:str, pretrained:str|None, dataset:str|None)->tuple:
-    "'auto' model and weights: the world's CLIP on the world's sets, the tiny random CLIP on Fashion-MNIST, else ViT-B-16 'openai'."
-    if model == 'auto': model = WORLD_CLIP if dataset in WORLD_SETS else 'tiny' if dataset == 'fashion_mnist' else 'ViT-B-16'
+    "'auto' model and weights: the world's CLIP on the world's sets, tiny random CLIP on Fashion-MNIST, else ViT-B/16."
+    if model == 'auto':
+        model = WORLD_CLIP if dataset in WORLD_SETS else 'tiny' if dataset == 'fashion_mnist' else 'ViT-B-16'
     if pretrained == 'auto':
-        tags = [] if model == 'tiny' else open_clip.list_pretrained_tags_by_model(model) if model in open_clip.list_models() else []
+        known = model != 'tiny' and model in open_clip.list_models()
+        tags = open_clip.list_pretrained_tags_by_model(model) if known else []
         pretrained = 'world' if model == WORLD_CLIP else 'openai' if 'openai' in tags else (tags[0] if tags else None)
     return model, pretrained
 
@@ -40,15 +43,19 @@ def _device(device:str|None)->str:
     "The device to use: as given (checked), else CUDA when there is one; under torchrun, this process's GPU."
     if device is not None:
         try: dev = torch.device(device)
-        except (RuntimeError, TypeError): raise ValueError(f"--device {device!r} is not a device: use cpu, cuda or cuda:N") from None
+        except (RuntimeError, TypeError):
+            raise ValueError(f"--device {device!r} is not a device: use cpu, cuda or cuda:N") from None
         if dev.type == 'cuda':
             if not torch.cuda.is_available():
-                raise ValueError(f"--device {device} asks for a GPU, but PyTorch sees none here (torch.cuda.is_available() is "
-                                 "False): use --device cpu, or leave --device out to use a GPU when there is one")
+                raise ValueError(f"--device {device} asks for a GPU, but PyTorch sees none here "
+                                 "(torch.cuda.is_available() is False): use --device cpu, or leave --device out to use "
+                                 "a GPU when there is one")
             if dev.index is not None and dev.index >= torch.cuda.device_count():
-                raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+                n = torch.cuda.device_count()
+                raise ValueError(f"--device {device}: this machine has {n} GPU(s), cuda:0 to cuda:{n - 1}")
         elif dev.type == 'mps' and not torch.backends.mps.is_available():
-            raise ValueError(f"--device {device}: this PyTorch build or machine has no MPS (Apple GPU) support: use --device cpu")
+            raise ValueError(f"--device {device}: this PyTorch build or machine has no MPS (Apple GPU) support: use "
+                             "--device cpu")
         elif dev.type not in ('cpu', 'mps'): raise ValueError(f"--device {device}: use cpu or cuda")
     return setup_distributed(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
 
@@ -90,7 +97,8 @@ def _check(flag:str, v, kind:str):
     if v is None: return v
     ok = {'count': lambda v: v >= 1, 'rate': lambda v: v > 0 and v < float('inf'), 'share': lambda v: 0 < v <= 1,
           'index': lambda v: v >= 0}[kind](v)
-    want = {'count': 'an integer >= 1', 'rate': 'a number > 0', 'share': 'a number in (0, 1]', 'index': 'an integer >= 0'}[kind]
+    want = {'count': 'an integer >= 1', 'rate': 'a number > 0', 'share': 'a number in (0, 1]',
+            'index': 'an integer >= 0'}[kind]
     if not ok: raise ValueError(f"{flag} must be {want}, got {v}")
     return v
 
@@ -98,23 +106,26 @@ def _train_changes(epochs, lr, batch_size, num_workers)->dict:
     "TrainConfig fields given on the command line, checked."
     _check('--epochs', epochs, 'count'); _check('--lr', lr, 'rate'); _check('--batch_size', batch_size, 'count')
     _check('--num_workers', num_workers, 'index')
-    return {k: v for k, v in dict(epochs=epochs, lr=lr, batch_size=batch_size, num_workers=num_workers).items() if v is not None}
+    given = dict(epochs=epochs, lr=lr, batch_size=batch_size, num_workers=num_workers)
+    return {k: v for k, v in given.items() if v is not None}
 
 def _check_names(preset=None, dataset=None, model=None):
     "Refuse unknown preset, dataset and model names before any work (and before the start banner)."
-    if preset is not None and preset not in PRESETS: raise ValueError(f"--preset {preset!r} is unknown; choose one of {', '.join(PRESETS)}")
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"--preset {preset!r} is unknown; choose one of {', '.join(PRESETS)}")
     if dataset is not None: _names(dataset, '--dataset')
     if model is not None and model != 'tiny' and model not in open_clip.list_models():
-        raise ValueError(f"--model {model!r} is not an open_clip model name (open_clip.list_models() lists them), nor 'tiny'")
+        raise ValueError(f"--model {model!r} is not an open_clip model name (open_clip.list_models() lists them), "
+                         "nor 'tiny'")
 
 def _check_hparams(hparams):
     if hparams != 'auto' and hparams not in HPARAMS:
         raise ValueError(f"--hparams must be auto or one of {', '.join(HPARAMS)}, got {hparams!r}")
 
-_EXPECTED = (ValueError, TypeError, OSError, ArithmeticError, torch.cuda.OutOfMemoryError)   # errors with a message for people
+_EXPECTED = (ValueError, TypeError, OSError, ArithmeticError, torch.cuda.OutOfMemoryError)   # errors with a message
 
 def _console(func, argv=None):
-    "Run `func` as a command: parse `argv` (sys.argv), call it; an expected error is one line `prog: error: ...`, exit 2."
+    "Run `func` as a command: parse `argv` (sys.argv), call it; an expected error: one line `prog: error: ...`, exit 2."
     prog = func.__name__.replace('_main', '')
     p = anno_parser(func, prog)
     p.add_argument('--debug', action='store_true', help='on an error, show the full traceback')
@@ -133,21 +144,30 @@ def _console(func, argv=None):
 # %% ../nbs/09_cli.ipynb #14152696
 @call_parse
 def align_nb_main(
-    dataset:str='world',            # dataset: world (the offline default), fashion_mnist, dtd, imagenet, ... (align_nb.data.DATASETS)
-    root:str=None,                  # folder holding the datasets in the CoOp layout (not needed for the world or Fashion-MNIST)
-    model:str='auto',               # open_clip model name, e.g. ViT-B-16, or tiny; auto: world-vit on the world, tiny on Fashion-MNIST, else ViT-B-16
-    pretrained:str='auto',          # pretrained tag (openai, world), a checkpoint file, or none; auto: the model's own (world, openai)
-    preset:str='align',             # method: align, align_authors, maple, coop, cocoop, vpt, ivlp, upt, plot, plotpp, zeroshot
+    # dataset: world (the offline default), fashion_mnist, dtd, imagenet, ... (align_nb.data.DATASETS)
+    dataset:str='world',
+    # folder holding the datasets in the CoOp layout (not needed for the world or Fashion-MNIST)
+    root:str=None,
+    # open_clip model name, e.g. ViT-B-16, or tiny; auto: world-vit on the world, tiny on Fashion-MNIST, else ViT-B-16
+    model:str='auto',
+    # pretrained tag (openai, world), a checkpoint file, or none; auto: the model's own (world, openai)
+    pretrained:str='auto',
+    # method: align, align_authors, maple, coop, cocoop, vpt, ivlp, upt, plot, plotpp, zeroshot
+    preset:str='align',
     shots:str='16',                 # training images per class (an integer >= 1), or all
     seed:int=1,                     # few-shot draw, prompt init and data order
-    classes:str='auto',             # train on all classes, or on base (then test on base and new); auto: base on the world, else all
-    hparams:str='auto',             # recipe: auto (world on the world, else the preset's own, else paper), paper, authors, cocoop, upt, world
+    # train on all classes, or on base (then test on base and new); auto: base on the world, else all
+    classes:str='auto',
+    # recipe: auto (world on the world, else the preset's own, else paper), paper, authors, cocoop, upt, world
+    hparams:str='auto',
     epochs:int=None,                # override the recipe's epochs (>= 1)
     lr:float=None,                  # override the recipe's learning rate (> 0)
     batch_size:int=None,            # override the batch size (4)
-    crop_scale:float=None,          # smallest random-crop area, in (0, 1] (Dassl: 0.08; the world and Fashion-MNIST: 1.0)
+    # smallest random-crop area, in (0, 1] (Dassl: 0.08; the world and Fashion-MNIST: 1.0)
+    crop_scale:float=None,
     n_test:int=2000,                # Fashion-MNIST only: test images, class-balanced
-    out:str=None,                   # run folder (default: runs/<dataset>-<preset>-<shots>shot-seed<seed>-<time>-<random>)
+    # run folder (default: runs/<dataset>-<preset>-<shots>shot-seed<seed>-<time>-<random>)
+    out:str=None,
     resume:bool=False,              # continue the run in --out (with the settings it was started with)
     overwrite:bool=False,           # start the run in --out again
     device:str=None,                # cpu or cuda (default: cuda when available)
@@ -155,7 +175,7 @@ def align_nb_main(
     clip_seed:int=0,                # seed of random CLIP weights
     quiet:bool=False,               # no progress bars
 ):
-    "Train prompts on one dataset, report CLIP's zero-shot and the trained test accuracy (no arguments: the offline main job)."
+    "Train prompts on one dataset; report zero-shot and trained test accuracy (no arguments: the offline main job)."
     t0 = time.time()
     _check_names(None, dataset, None)
     model, pretrained = _auto_clip(model, pretrained, dataset)
@@ -175,12 +195,14 @@ def align_nb_main(
     else: cfg, model_changes = TrainConfig(), {}
     main_job = dataset in WORLD_SETS and subsample == 'base' and hp == 'world' and n_shots == 16
     cfg = replace(cfg, seed=seed, **{**(MAIN_JOB if main_job else {}), **changes})
-    scale = (crop_scale, 1.0) if crop_scale is not None else OFFLINE_DEFAULT['crop_scale'] if offline_default else None   # None: run's own
-    out = out or f"runs/{dataset}-{preset}-{shots}shot-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-    what = 'nothing to train' if preset == 'zeroshot' else f"{cfg.epochs} epochs, lr {cfg.lr}, batch {cfg.batch_size}"
+    scale = ((crop_scale, 1.0) if crop_scale is not None else
+             OFFLINE_DEFAULT['crop_scale'] if offline_default else None)      # None: the run's own
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    out = out or f"runs/{dataset}-{preset}-{shots}shot-seed{seed}-{stamp}"
     on = f"the base half of {dataset}" if subsample == 'base' else dataset
-    _say(f"align_nb: {preset} on {on}, {shots} shots, seed {seed}; CLIP {model} ({clip.pretrained or 'random weights'}); "
-         f"{what}; run folder {out}")
+    what = ("nothing to train (CLIP's hand template)" if preset == 'zeroshot' else
+            f"{shots} shots, seed {seed}; {cfg.epochs} epochs, lr {cfg.lr}, batch {cfg.batch_size}")   # zero-shot: none
+    _say(f"align_nb: {preset} on {on}; CLIP {model} ({clip.pretrained or 'random weights'}); {what}; run folder {out}")
     eval_on = ((dataset, 'new'),) if subsample == 'base' else ()
     with warnings.catch_warnings(record=True) as notes:
         warnings.simplefilter('always')
@@ -188,29 +210,41 @@ def align_nb_main(
                   zero_shot=preset != 'zeroshot', out_dir=out, resume=resume, overwrite=overwrite, crop_scale=scale,
                   n_test=n_test, device=dev, quiet=quiet)
     for msg in dict.fromkeys(str(n.message) for n in notes): _say(f"note: {msg}")
-    keys = [f'{dataset}/{subsample}', *(f'{n}/{s}' for n, s in eval_on)]
-    if preset == 'zeroshot':
-        for k in keys: _say(f"zero-shot accuracy, {k}: {res['test'][k]:.2f}%  (template {res['templates'][k]!r}; nothing to train)")
-    elif subsample == 'base':
-        zs, te = res['zero_shot'], res['test']
-        _say(f"zero-shot CLIP:  Base {zs[keys[0]]:6.2f}%  New {zs[keys[1]]:6.2f}%  H {_h(zs[keys[0]], zs[keys[1]]):6.2f}%")
-        _say(f"trained {preset}:{' ' * max(0, 7 - len(preset))} Base {te[keys[0]]:6.2f}%  New {te[keys[1]]:6.2f}%  H {_h(te[keys[0]], te[keys[1]]):6.2f}%"
-             f"  ({res['n_classes']} base classes, {res['n_train']} training images, {res['train']['epochs']} epochs)")
-    else:
-        _say(f"zero-shot accuracy: {res['zero_shot'][keys[0]]:.2f}%")
-        _say(f"trained accuracy:   {res['test'][keys[0]]:.2f}%  ({res['n_classes']} classes, {res['n_train']} training images, {res['train']['epochs']} epochs)")
+    _report(res, preset, [f'{dataset}/{subsample}', *(f'{n}/{s}' for n, s in eval_on)], subsample == 'base')
     _say(f"time: {time.time() - t0:.0f} s  (results in {Path(out) / 'results.json'})")
 
-def _h(b, n): return 2 * b * n / (b + n) if b + n else 0.
+def _report(res:dict, preset:str, keys:list, base_new:bool):
+    "Print a run's accuracies: zero-shot alone (nothing trained), Base/New/H, or zero-shot and trained on all classes."
+    zs, te = res.get('zero_shot'), res['test']
+    if preset == 'zeroshot':
+        for k in keys:
+            _say(f"zero-shot accuracy, {k}: {te[k]:.2f}%  (template {res['templates'][k]!r}; nothing to train)")
+        return
+    trained = f"{res['n_train']} training images, {res['train']['epochs']} epochs"
+    if base_new:
+        _say(f"zero-shot CLIP:  Base {zs[keys[0]]:6.2f}%  New {zs[keys[1]]:6.2f}%  "
+             f"H {harmonic_mean(zs[keys[0]], zs[keys[1]]):6.2f}%")
+        _say(f"trained {preset}:{' ' * max(0, 7 - len(preset))} Base {te[keys[0]]:6.2f}%  New {te[keys[1]]:6.2f}%  "
+             f"H {harmonic_mean(te[keys[0]], te[keys[1]]):6.2f}%  ({res['n_classes']} base classes, {trained})")
+    else:
+        _say(f"zero-shot accuracy: {zs[keys[0]]:.2f}%")
+        _say(f"trained accuracy:   {te[keys[0]]:.2f}%  ({res['n_classes']} classes, {trained})")
 
 
 # %% ../nbs/09_cli.ipynb #6a865753
-def _protocol_args(dataset, root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device, preset=None)->dict:
-    "The checked arguments every protocol command shares (`dataset`: the training set, which 'auto' model and weights follow)."
+def _protocol_args(dataset, root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers,
+                   device, preset=None)->dict:
+    "The checked arguments every protocol command shares (`dataset`: the training set, which 'auto' model follows)."
     model, pretrained = _auto_clip(model, pretrained, dataset)
     _check_hparams(hparams); _check_names(preset, None, model)
-    return dict(root=root, seeds=_ints(seeds, '--seeds'), clip=_clip_spec(model, pretrained, clip_seed), hparams=hparams,
-                train_changes=_train_changes(epochs, lr, batch_size, num_workers), device=_device(device))
+    return dict(root=root, seeds=_ints(seeds, '--seeds'), clip=_clip_spec(model, pretrained, clip_seed),
+                hparams=hparams, train_changes=_train_changes(epochs, lr, batch_size, num_workers),
+                device=_device(device))
+
+def _print_table(folder:Path, preset:str, hparams:str, dataset:str, a:dict, name:str):
+    "Print the Markdown table `name`.md a protocol wrote for its runs in `folder` (`dataset`: the training set)."
+    key = run_key(preset, resolve_hparams(hparams, preset, dataset), a['clip'], a['train_changes'])
+    _say((folder / key / f'{name}.md').read_text())
 
 @call_parse
 def align_nb_fewshot(
@@ -218,10 +252,12 @@ def align_nb_fewshot(
     root:str=None,                # folder holding the datasets
     shots:str='1,2,4,8,16',       # shot counts, comma-separated
     seeds:str='1,2,3',            # seeds, comma-separated
-    model:str='auto',             # open_clip model name; auto: world-vit on the world, tiny on Fashion-MNIST, else ViT-B-16
+    # open_clip model name; auto: world-vit on the world, tiny on Fashion-MNIST, else ViT-B-16
+    model:str='auto',
     pretrained:str='auto',        # pretrained tag, checkpoint file, or none; auto: the model's own (world, openai)
     preset:str='align',           # method preset
-    hparams:str='auto',           # auto (world on the world, else the preset's own recipe, else the paper's), paper, authors, cocoop, upt, world
+    # auto (world on the world, else the preset's own recipe, else the paper's), paper, authors, cocoop, upt, world
+    hparams:str='auto',
     out:str='runs/fewshot',       # output folder (runs go to out/<dataset>/<preset>-<hparams>_<clip>[_overrides]/)
     resume:bool=False,            # skip finished runs and continue interrupted ones (of this method and recipe)
     epochs:int=None, lr:float=None, batch_size:int=None, # override the recipe
@@ -229,10 +265,11 @@ def align_nb_fewshot(
 ):
     "Few-shot protocol: accuracy per shot count, mean and std over seeds, beside the paper's."
     _names(dataset, 'dataset')
-    a = _protocol_args(dataset, root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device, preset)
-    few_shot(dataset, a['root'], _ints(shots, '--shots'), a['seeds'], preset, a['clip'], hparams, out, resume, a['train_changes'],
-             device=a['device'], quiet=quiet)
-    _say((Path(out) / dataset / run_key(preset, resolve_hparams(hparams, preset, dataset), a['clip'], a['train_changes']) / 'fewshot.md').read_text())
+    a = _protocol_args(dataset, root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size,
+                       num_workers, device, preset)
+    few_shot(dataset, a['root'], _ints(shots, '--shots'), a['seeds'], preset, a['clip'], hparams, out, resume,
+             a['train_changes'], device=a['device'], quiet=quiet)
+    _print_table(Path(out) / dataset, preset, hparams, dataset, a, 'fewshot')
 
 @call_parse
 def align_nb_base2new(
@@ -247,15 +284,17 @@ def align_nb_base2new(
 ):
     "Base-to-new protocol: train on the base classes, test on base and new; Base, New and H beside the paper's."
     _names(dataset, 'dataset')
-    a = _protocol_args(dataset, root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device, preset)
+    a = _protocol_args(dataset, root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size,
+                       num_workers, device, preset)
     base_to_new(dataset, a['root'], a['seeds'], preset, a['clip'], hparams, out, resume, a['train_changes'],
                 device=a['device'], quiet=quiet)
-    _say((Path(out) / dataset / run_key(preset, resolve_hparams(hparams, preset, dataset), a['clip'], a['train_changes']) / 'base2new.md').read_text())
+    _print_table(Path(out) / dataset, preset, hparams, dataset, a, 'base2new')
 
 @call_parse
 def align_nb_crossdataset(
     root:str=None,                # folder holding the datasets
-    targets:str='auto',           # target datasets, comma-separated; auto: the 10 other CoOp datasets (from a world set: the world's other sets)
+    # target datasets, comma-separated; auto: the 10 other CoOp datasets (from a world set: the world's other sets)
+    targets:str='auto',
     source:str='imagenet',        # source dataset
     seeds:str='1,2,3', model:str='auto', pretrained:str='auto', preset:str='align', hparams:str='auto',
     out:str='runs/crossdataset', resume:bool=False, shots:int=16,
@@ -264,15 +303,17 @@ def align_nb_crossdataset(
 ):
     "Cross-dataset transfer: train on ImageNet, test on the 10 other datasets, beside the paper's."
     _names(source, '--source'); _check('--shots', shots, 'count')
-    a = _protocol_args(source, root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device, preset)
-    cross_dataset(a['root'], None if targets == 'auto' else _names(targets, '--targets'), source, a['seeds'], preset, a['clip'], hparams, out, resume,
-                  a['train_changes'], shots, device=a['device'], quiet=quiet)
-    _say((Path(out) / run_key(preset, resolve_hparams(hparams, preset, source), a['clip'], a['train_changes']) / 'crossdataset.md').read_text())
+    a = _protocol_args(source, root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size,
+                       num_workers, device, preset)
+    cross_dataset(a['root'], None if targets == 'auto' else _names(targets, '--targets'), source, a['seeds'], preset,
+                  a['clip'], hparams, out, resume, a['train_changes'], shots, device=a['device'], quiet=quiet)
+    _print_table(Path(out), preset, hparams, source, a, 'crossdataset')
 
 @call_parse
 def align_nb_dg(
     root:str=None,                # folder holding the datasets
-    targets:str='auto',           # target datasets, comma-separated; auto: ImageNet-V2, -Sketch, -A, -R (from a world set: its shifted domains)
+    # target datasets, comma-separated; auto: ImageNet-V2, -Sketch, -A, -R (from a world set: its shifted domains)
+    targets:str='auto',
     source:str='imagenet',        # source dataset
     seeds:str='1,2,3', model:str='auto', pretrained:str='auto', preset:str='align', hparams:str='auto',
     out:str='runs/dg', resume:bool=False, shots:int=16,
@@ -281,10 +322,12 @@ def align_nb_dg(
 ):
     "Domain generalisation: train on ImageNet, test on ImageNet-V2, -Sketch, -A, -R, beside the paper's."
     _names(source, '--source'); _check('--shots', shots, 'count')
-    a = _protocol_args(source, root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size, num_workers, device, preset)
-    domain_generalisation(a['root'], None if targets == 'auto' else _names(targets, '--targets'), source, a['seeds'], preset, a['clip'], hparams, out, resume,
-                          a['train_changes'], shots, device=a['device'], quiet=quiet)
-    _say((Path(out) / run_key(preset, resolve_hparams(hparams, preset, source), a['clip'], a['train_changes']) / 'dg.md').read_text())
+    a = _protocol_args(source, root, seeds, model, pretrained, clip_seed, hparams, epochs, lr, batch_size,
+                       num_workers, device, preset)
+    domain_generalisation(a['root'], None if targets == 'auto' else _names(targets, '--targets'), source, a['seeds'],
+                          preset, a['clip'], hparams, out, resume, a['train_changes'], shots, device=a['device'],
+                          quiet=quiet)
+    _print_table(Path(out), preset, hparams, source, a, 'dg')
 
 @call_parse
 def align_nb_eval(
@@ -297,28 +340,35 @@ def align_nb_eval(
     device:str=None, num_workers:int=0, quiet:bool=False,
 ):
     "Evaluate a trained run on a dataset's test split (its own class names)."
-    _names(dataset, 'dataset'); check_subsample(subsample); _check('--batch_size', batch_size, 'count'); _check('--n_test', n_test, 'count')
-    if n_test is not None and dataset != 'fashion_mnist': raise ValueError(f"--n_test is for Fashion-MNIST only; {dataset} is tested on its whole test split")
+    _names(dataset, 'dataset'); check_subsample(subsample)
+    _check('--batch_size', batch_size, 'count'); _check('--n_test', n_test, 'count')
+    if n_test is not None and dataset != 'fashion_mnist':
+        raise ValueError(f"--n_test is for Fashion-MNIST only; {dataset} is tested on its whole test split")
     dev = _device(device)
     if not (Path(run_dir) / CKPT).exists():
-        what = f"holds only {', '.join(p.name for p in Path(run_dir).iterdir())}" if Path(run_dir).is_dir() else 'does not exist'
-        raise FileNotFoundError(f"{run_dir} {what}: align_nb_eval needs a run folder with a {CKPT} (zero-shot runs have none)")
+        what = (f"holds only {', '.join(p.name for p in Path(run_dir).iterdir())}" if Path(run_dir).is_dir()
+                else 'does not exist')
+        raise FileNotFoundError(f"{run_dir} {what}: align_nb_eval needs a run folder with a {CKPT} (zero-shot runs "
+                                "have none)")
     ckpt = load_checkpoint(Path(run_dir) / CKPT)
     spec = ClipSpec(**ckpt['meta']['clip'])
     saved = ckpt['meta'].get('identity', {}).get('clip', {}).get('weights')
     if saved and not os.path.isfile(spec.pretrained):
-        raise FileNotFoundError(f"the CLIP weights file this run was trained on, {spec.pretrained}, is not there: put it back, "
-                                "or evaluate with the same file at that path")
+        raise FileNotFoundError(f"the CLIP weights file this run was trained on, {spec.pretrained}, is not there: put "
+                                "it back, or evaluate with the same file at that path")
     if saved and clip_weights_id(spec) != saved:
-        raise ValueError(f"the CLIP weights file {spec.pretrained} is not the one this run was trained on (its SHA-256 changed)")
+        raise ValueError(f"the CLIP weights file {spec.pretrained} is not the one this run was trained on (its "
+                         "SHA-256 changed)")
     clip = make_clip(spec, dev)
     with warnings.catch_warnings(record=True) as notes:
         warnings.simplefilter('always')
         model = load_run(run_dir, clip, dev)
-    ds = build_dataset(dataset, root, num_shots=0, subsample=subsample, cache=False, **({'n_test': n_test} if n_test else {}))
+    ds = build_dataset(dataset, root, num_shots=0, subsample=subsample, cache=False,
+                       **({'n_test': n_test} if n_test else {}))
     model.set_classes(ds.classnames)
     res = evaluate(model, ds.torch_dataset('test', transforms_for(clip)[1]), batch_size, dev, num_workers, quiet)
-    _say(f"{dataset}/{subsample}: {res['acc']:.2f}% top-1, {res['mean_per_class']:.2f}% mean per class, {res['n']} images")
+    _say(f"{dataset}/{subsample}: {res['acc']:.2f}% top-1, {res['mean_per_class']:.2f}% mean per class, "
+         f"{res['n']} images")
     for n in notes: _say(f"note: {n.message}")
 
 

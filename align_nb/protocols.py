@@ -6,20 +6,22 @@
 __all__ = ['HPARAMS', 'WORLD_CROP', 'PROTOCOLS', 'OWN_RECIPE', 'CUSTOM_TEMPLATES', 'PAPER_BASE2NEW', 'PAPER_CROSS_DATASET',
            'PAPER_DG', 'PAPER_FEW_SHOT', 'PAPER_METHOD', 'CROSS_DATASET_TARGETS', 'DG_TARGETS', 'resolve_hparams',
            'recipe', 'ClipSpec', 'make_clip', 'transforms_for', 'hand_template', 'clip_weights_id', 'absolute_spec',
-           'run_identity', 'training_identity', 'run', 'paper_backbone', 'write_table', 'run_key', 'few_shot',
-           'base_to_new', 'cross_dataset', 'domain_generalisation']
+           'run_identity', 'training_identity', 'run', 'load_paper_tables', 'paper_backbone', 'write_table', 'run_key',
+           'few_shot', 'harmonic_mean', 'base_to_new', 'cross_dataset', 'domain_generalisation']
 
 # %% ../nbs/08_protocols.ipynb #eac4a837
 import csv, functools, hashlib, json, math, numbers, os, re, statistics, time
 from dataclasses import dataclass, asdict, replace
+from importlib.resources import files
 from pathlib import Path
 import torch
 from .clip import load_clip, tiny_clip
 from .model import PromptCLIP, preset as model_preset, COST_ONLY
 from .data import build_dataset, train_transform, test_transform, check_subsample, DATASETS
 from .world import WORLD_SETS, WORLD_XD_TARGETS, WORLD_DG_TARGETS
-from .train import (TrainConfig, fit, evaluate, load_checkpoint, is_main, run_folder, config_differences, _write_atomic,
-                            CKPT, RESULTS, TRAIN_COST_ONLY)
+from .dassl import COOP_READERS   # importing it registers the CoOp datasets (appendix C) in DATASETS
+from .train import (TrainConfig, fit, evaluate, load_checkpoint, is_main, run_folder, config_differences,
+                            _write_atomic, CKPT, RESULTS, TRAIN_COST_ONLY)
 
 
 # %% ../nbs/08_protocols.ipynb #a83dd2aa
@@ -37,10 +39,11 @@ HPARAMS = {
     'cocoop': {k: dict(lr=0.002, epochs=10, batch_size=1) for k in ('base2new', 'fewshot', 'crossdataset')},
     'upt': {
         'base2new': dict(lr=0.002, epochs=200, batch_size=32),
-        'fewshot': dict(lr=0.002, epochs={1: 50, 2: 100, 4: 100, 8: 200, 16: 200}, batch_size=32, imagenet=dict(epochs=50)),
+        'fewshot': dict(lr=0.002, epochs={1: 50, 2: 100, 4: 100, 8: 200, 16: 200}, batch_size=32,
+                        imagenet=dict(epochs=50)),
         'crossdataset': dict(lr=0.002, epochs=50, batch_size=32),
     },
-    'world': {   # ours, for the world of 06a (one recipe for every preset; chosen on a probe, see the text above)
+    'world': {   # ours, for the world of 06a (one recipe for every preset; see the text above)
         'base2new': dict(lr=0.0035, epochs=4, warmup_epochs=0),
         'fewshot': dict(lr=0.0035, epochs={1: 6, 2: 3, 4: 2, 8: 1, 16: 1}, warmup_epochs=0),
         'crossdataset': dict(lr=0.0035, epochs=1, warmup_epochs=0),
@@ -51,7 +54,7 @@ PROTOCOLS = ('fewshot', 'base2new', 'crossdataset', 'dg')
 OWN_RECIPE = ('cocoop', 'upt')                 # presets whose authors' recipe is a hparams name of its own
 
 def resolve_hparams(hparams:str, preset:str, dataset:str|None=None)->str:
-    "'auto': 'world' on the world's sets, else the preset's own recipe when it has one, else the paper's; any other name is itself."
+    "'auto': 'world' on the world's sets, else the preset's own recipe if any, else the paper's; others: themselves."
     if hparams != 'auto': return hparams
     return 'world' if dataset in WORLD_SETS else preset if preset in OWN_RECIPE else 'paper'
 
@@ -71,7 +74,9 @@ def recipe(
     h = {k: v for k, v in h.items() if k in ('lr', 'epochs', 'batch_size', 'warmup_epochs')}
     if isinstance(h['epochs'], dict):
         if 'epochs' in changes: h.pop('epochs')
-        elif shots not in h['epochs']: raise ValueError(f"the {hparams} few-shot recipe covers {sorted(h['epochs'])} shots, not {shots}; pass epochs=")
+        elif shots not in h['epochs']:
+            raise ValueError(f"the {hparams} few-shot recipe covers {sorted(h['epochs'])} shots, not {shots}; "
+                             "pass epochs=")
         else: h['epochs'] = h['epochs'][shots]
     return replace(TrainConfig(**h), **changes), model
 
@@ -122,16 +127,20 @@ def _check_run_args(dataset, clip, shots, seed, subsample, train, model_changes,
     if not isinstance(train, TrainConfig): raise TypeError(f"train must be a TrainConfig, got {type(train).__name__}")
     for name, v, lo in (('shots', shots, 0), ('seed', seed, None)):
         if not isinstance(v, numbers.Integral) or isinstance(v, bool) or (lo is not None and v < lo):
-            raise ValueError(f"{name} must be an integer{'' if lo is None else f' >= {lo} (0: all training images)'}, got {v!r}")
+            bound = '' if lo is None else f' >= {lo} (0: all training images)'
+            raise ValueError(f"{name} must be an integer{bound}, got {v!r}")
     check_subsample(subsample)
-    if model_changes is not None and not isinstance(model_changes, dict): raise TypeError(f"model_changes must be a dict, got {model_changes!r}")
+    if model_changes is not None and not isinstance(model_changes, dict):
+        raise TypeError(f"model_changes must be a dict, got {model_changes!r}")
     if not all(isinstance(e, (tuple, list)) and len(e) == 2 and e[0] in DATASETS for e in eval_on):
         raise ValueError(f"eval_on must be (dataset, subsample) pairs of known datasets, got {eval_on!r}")
     for _, sub in eval_on: check_subsample(sub)
-    ok = (isinstance(crop_scale, (tuple, list)) and len(crop_scale) == 2 and all(isinstance(s, numbers.Real) for s in crop_scale)
-          and 0 < crop_scale[0] <= crop_scale[1] <= 1)
-    if not ok: raise ValueError(f"crop_scale must be (low, high) with 0 < low <= high <= 1 (shares of the image area), got {crop_scale!r}")
-    if n_test is not None and (not isinstance(n_test, numbers.Integral) or n_test < 1): raise ValueError(f"n_test must be None or >= 1, got {n_test!r}")
+    ok = (isinstance(crop_scale, (tuple, list)) and len(crop_scale) == 2
+          and all(isinstance(s, numbers.Real) for s in crop_scale) and 0 < crop_scale[0] <= crop_scale[1] <= 1)
+    if not ok: raise ValueError(f"crop_scale must be (low, high) with 0 < low <= high <= 1 (shares of the image area), "
+                                f"got {crop_scale!r}")
+    if n_test is not None and (not isinstance(n_test, numbers.Integral) or n_test < 1):
+        raise ValueError(f"n_test must be None or >= 1, got {n_test!r}")
 
 @functools.lru_cache(maxsize=16)
 def _sha256_file(path:str, size:int, mtime:int)->str:
@@ -141,7 +150,7 @@ def _sha256_file(path:str, size:int, mtime:int)->str:
     return h.hexdigest()
 
 def clip_weights_id(clip:ClipSpec)->str|None:
-    "What identifies a CLIP's weights beyond its spec: the SHA-256 of a weights file (None for tags and random weights)."
+    "What identifies a CLIP's weights beyond its spec: a weights file's SHA-256 (None for tags and random weights)."
     p = clip.pretrained
     if p is None or not os.path.isfile(p): return None
     st = os.stat(p)
@@ -155,11 +164,12 @@ def _clip_identity(clip:ClipSpec)->dict:
 
 def absolute_spec(clip:ClipSpec)->ClipSpec:
     "The same spec with a weights file's path made absolute, so that a run folder can rebuild its CLIP from anywhere."
-    if clip.pretrained is not None and os.path.isfile(clip.pretrained): return replace(clip, pretrained=os.path.abspath(clip.pretrained))
+    if clip.pretrained is not None and os.path.isfile(clip.pretrained):
+        return replace(clip, pretrained=os.path.abspath(clip.pretrained))
     return clip
 
-def run_identity(dataset, root, preset, cfg, clip, shots, seed, subsample, train, crop_scale, n_test, eval_on, zero_shot,
-                 ds, targets=())->dict:
+def run_identity(dataset, root, preset, cfg, clip, shots, seed, subsample, train, crop_scale, n_test, eval_on,
+                 zero_shot, ds, targets=())->dict:
     "Everything that decides a run's result (see above), as plain values."
     return dict(preset=preset, dataset=dataset, root=os.path.abspath(os.path.expanduser(str(root))) if root else None,
                 shots=shots, seed=seed, subsample=subsample, clip=_clip_identity(clip),
@@ -174,7 +184,7 @@ def training_identity(identity:dict)->dict:
     return {**identity, 'data': {k: v for k, v in identity['data'].items() if k not in ('test', 'eval_on')}}
 
 def _resumable(out:Path, identity:dict)->dict|None:
-    "Resuming the run in `out`: its results if it finished; None if its training is to continue; refused if it is another run."
+    "Resuming the run in `out`: its results if it finished; None if its training is to go on; refused if another run."
     if (out / RESULTS).exists():
         saved = json.loads((out / RESULTS).read_text())
         where, theirs = out / RESULTS, saved.get('identity', {})
@@ -184,7 +194,8 @@ def _resumable(out:Path, identity:dict)->dict|None:
     diffs = config_differences(theirs, identity)
     if diffs:
         raise ValueError(f"cannot resume: {where} is the run of other settings; {len(diffs)} differ (saved -> now): " +
-                         '; '.join(diffs) + ". Use another output folder, or overwrite=True (--overwrite) to replace it")
+                         '; '.join(diffs) + ". Use another output folder, or overwrite=True (--overwrite) to replace "
+                         "it")
     return saved
 
 
@@ -193,10 +204,22 @@ def _zero_shot(frozen, sets, test_tf, batch_size, device, quiet)->dict:
     "CLIP's zero-shot accuracy (%) with CoOp's hand-written template on each (name, subsample, DatasetSplits) test set."
     zs, out = None, {}
     for name, sub, ds in sets:
-        if zs is None: zs = PromptCLIP(frozen, model_preset('zeroshot', template=hand_template(name)), ds.classnames).to(device)
+        if zs is None:
+            zs = PromptCLIP(frozen, model_preset('zeroshot', template=hand_template(name)), ds.classnames).to(device)
         else: zs.set_classes(ds.classnames, template=hand_template(name))
         out[f'{name}/{sub}'] = evaluate(zs, ds.torch_dataset('test', test_tf), batch_size, device, quiet=quiet)['acc']
     return out
+
+def _test_accuracies(model, sets, hand, test_tf, batch_size, device, quiet)->tuple:
+    "The model's accuracy (%) on each (name, subsample, DatasetSplits) test set, and the hand templates it used."
+    test, templates = {}, {}
+    for i, (name, sub, ds) in enumerate(sets):
+        if i: model.set_classes(ds.classnames, **({'template': hand_template(name)} if hand else {}))
+        test[f'{name}/{sub}'] = evaluate(model, ds.torch_dataset('test', test_tf), batch_size, device,
+                                         quiet=quiet)['acc']
+        if model.text is None: templates[f'{name}/{sub}'] = model.cfg.template
+    return test, templates
+
 
 # %% ../nbs/08_protocols.ipynb #43ead74b
 def run(
@@ -229,9 +252,12 @@ def run(
     with run_folder(out, resume, overwrite):
         kw = dict(n_test=n_test) if dataset == 'fashion_mnist' and n_test else {}
         ds = build_dataset(dataset, root, num_shots=shots, seed=seed, subsample=subsample, **kw)
-        if ds.num_classes < 2: raise ValueError(f"{dataset} ({subsample} classes) has {ds.num_classes} class: classifying needs at least 2")
+        if ds.num_classes < 2:
+            raise ValueError(f"{dataset} ({subsample} classes) has {ds.num_classes} class: classifying needs at "
+                             "least 2")
         targets = [build_dataset(name, root, num_shots=0, subsample=sub, cache=False, **(kw if name == dataset else {}))
                    for name, sub in eval_on]
+        sets = [(dataset, subsample, ds), *((name, sub, t) for (name, sub), t in zip(eval_on, targets))]
         identity = run_identity(dataset, root, preset, cfg, clip, shots, seed, subsample, train, crop_scale,
                                 kw.get('n_test'), eval_on, 'clip' if zero_shot else False, ds, targets)
         if resume and (saved := _resumable(out, identity)) is not None: return saved            # finished: its results
@@ -240,215 +266,31 @@ def run(
         torch.manual_seed(seed)
         model = PromptCLIP(frozen, cfg, ds.classnames).to(device)
         res = dict(dataset=dataset, preset=preset, clip=asdict(clip), shots=shots, seed=seed, subsample=subsample,
-                   train=asdict(train), model_changes=model_changes or {}, n_train=len(ds.train_x), n_classes=ds.num_classes)
-        if zero_shot: res['zero_shot'] = _zero_shot(frozen, [(dataset, subsample, ds), *((n, s, t) for (n, s), t in zip(eval_on, targets))],
-                                                    test_tf, train.test_batch_size, device, quiet)
-        meta = dict(clip=asdict(clip), dataset=dataset, shots=shots, seed=seed, subsample=subsample, preset=preset, identity=training_identity(identity))
+                   train=asdict(train) if model.n_learnable() else None, model_changes=model_changes or {},
+                   n_train=len(ds.train_x), n_classes=ds.num_classes)                # zero-shot: no recipe recorded
+        if zero_shot: res['zero_shot'] = _zero_shot(frozen, sets, test_tf, train.test_batch_size, device, quiet)
+        meta = dict(clip=asdict(clip), dataset=dataset, shots=shots, seed=seed, subsample=subsample, preset=preset,
+                    identity=training_identity(identity))
         if model.n_learnable():
-            fit(model, ds.torch_dataset('train', train_tf), train, out, resume=resume, device=device, meta=meta, quiet=quiet)
+            fit(model, ds.torch_dataset('train', train_tf), train, out, resume=resume, device=device, meta=meta,
+                quiet=quiet)
         res['train_time'] = time.time() - t0
-        res['test'] = {f'{dataset}/{subsample}': evaluate(model, ds.torch_dataset('test', test_tf), train.test_batch_size, device, quiet=quiet)['acc']}
-        if model.text is None: res['templates'] = {f'{dataset}/{subsample}': model.cfg.template}      # hand-written text
-        for (name, sub), target in zip(eval_on, targets):
-            model.set_classes(target.classnames, **({'template': hand_template(name)} if hand else {}))
-            res['test'][f'{name}/{sub}'] = evaluate(model, target.torch_dataset('test', test_tf), train.test_batch_size, device, quiet=quiet)['acc']
-            if model.text is None: res['templates'][f'{name}/{sub}'] = model.cfg.template
+        res['test'], templates = _test_accuracies(model, sets, hand, test_tf, train.test_batch_size, device, quiet)
+        if templates: res['templates'] = templates                                   # hand-written text
         res['time'], res['identity'] = time.time() - t0, identity
         if is_main(): _write_atomic(out / RESULTS, json.dumps(res, indent=1))        # under torchrun, process 0 writes
         return res
 
 
 # %% ../nbs/08_protocols.ipynb #6c5daed1
-PAPER_BASE2NEW = {'CLIP': {'average': (69.34, 74.22, 71.69),
-          'imagenet': (72.34, 68.14, 70.21),
-          'caltech101': (96.84, 94.0, 95.39),
-          'oxford_pets': (91.17, 97.26, 94.11),
-          'stanford_cars': (63.37, 74.89, 68.65),
-          'oxford_flowers': (72.08, 77.8, 74.83),
-          'food101': (90.1, 91.22, 90.65),
-          'fgvc_aircraft': (27.19, 36.29, 31.08),
-          'sun397': (69.36, 75.35, 72.23),
-          'dtd': (53.24, 59.9, 56.37),
-          'eurosat': (56.48, 64.05, 60.02),
-          'ucf101': (70.53, 77.5, 73.85)},
- 'CoOp': {'average': (82.66, 63.22, 71.65),
-          'imagenet': (76.14, 67.88, 71.77),
-          'caltech101': (98.0, 89.81, 93.72),
-          'oxford_pets': (93.67, 95.29, 94.47),
-          'stanford_cars': (78.12, 60.4, 68.12),
-          'oxford_flowers': (97.6, 59.67, 74.06),
-          'food101': (88.33, 82.26, 85.18),
-          'fgvc_aircraft': (40.44, 22.3, 28.74),
-          'sun397': (80.6, 65.89, 72.5),
-          'dtd': (79.44, 41.18, 54.24),
-          'eurosat': (92.19, 54.74, 68.69),
-          'ucf101': (84.69, 56.05, 67.45)},
- 'CoCoOp': {'average': (80.47, 71.69, 75.83),
-            'imagenet': (75.98, 70.43, 73.1),
-            'caltech101': (97.96, 93.81, 95.84),
-            'oxford_pets': (95.2, 97.69, 96.43),
-            'stanford_cars': (70.49, 73.59, 72.1),
-            'oxford_flowers': (94.87, 71.75, 81.71),
-            'food101': (90.7, 91.29, 90.99),
-            'fgvc_aircraft': (33.41, 23.71, 27.74),
-            'sun397': (79.74, 76.86, 78.27),
-            'dtd': (77.01, 56.0, 64.85),
-            'eurosat': (87.49, 60.04, 71.21),
-            'ucf101': (82.33, 73.45, 77.64)},
- 'PLOT': {'average': (77.2, 60.38, 67.76),
-          'imagenet': (75.97, 69.23, 72.44),
-          'caltech101': (96.53, 82.86, 89.17),
-          'oxford_pets': (93.45, 79.76, 86.06),
-          'stanford_cars': (61.41, 42.69, 50.37),
-          'oxford_flowers': (95.26, 56.03, 70.56),
-          'food101': (88.45, 85.28, 86.84),
-          'fgvc_aircraft': (29.63, 16.17, 20.92),
-          'sun397': (78.56, 72.34, 75.32),
-          'dtd': (69.87, 53.63, 60.68),
-          'eurosat': (87.39, 67.63, 74.3),
-          'ucf101': (72.71, 41.51, 52.84)},
- 'MaPLe': {'average': (82.28, 75.14, 78.55),
-           'imagenet': (76.66, 70.54, 73.47),
-           'caltech101': (97.74, 94.36, 96.02),
-           'oxford_pets': (95.43, 97.76, 96.58),
-           'stanford_cars': (72.94, 74.0, 73.47),
-           'oxford_flowers': (95.92, 72.46, 82.56),
-           'food101': (90.71, 92.05, 91.38),
-           'fgvc_aircraft': (37.44, 35.61, 36.5),
-           'sun397': (80.82, 78.7, 79.75),
-           'dtd': (80.36, 59.18, 68.16),
-           'eurosat': (94.07, 73.23, 82.35),
-           'ucf101': (83.0, 78.66, 80.77)},
- 'ALIGN': {'average': (83.38, 75.51, 79.25),
-           'imagenet': (76.89, 72.15, 74.45),
-           'caltech101': (98.37, 94.7, 96.5),
-           'oxford_pets': (95.67, 97.93, 96.79),
-           'stanford_cars': (77.24, 76.38, 76.8),
-           'oxford_flowers': (97.7, 73.3, 83.75),
-           'food101': (90.77, 92.07, 91.42),
-           'fgvc_aircraft': (37.56, 36.97, 37.26),
-           'sun397': (82.47, 79.68, 81.05),
-           'dtd': (82.13, 54.17, 65.28),
-           'eurosat': (94.03, 74.9, 83.38),
-           'ucf101': (84.43, 78.33, 81.27)}}
-PAPER_CROSS_DATASET = {'CoOp': {'imagenet': 71.51,
-          'caltech101': 93.7,
-          'oxford_pets': 89.14,
-          'stanford_cars': 65.41,
-          'oxford_flowers': 68.71,
-          'food101': 85.3,
-          'fgvc_aircraft': 18.47,
-          'sun397': 64.15,
-          'dtd': 41.92,
-          'eurosat': 46.39,
-          'ucf101': 66.55,
-          'average': 63.88},
- 'CoCoOp': {'imagenet': 71.02,
-            'caltech101': 94.43,
-            'oxford_pets': 90.14,
-            'stanford_cars': 65.32,
-            'oxford_flowers': 71.88,
-            'food101': 86.06,
-            'fgvc_aircraft': 22.94,
-            'sun397': 67.36,
-            'dtd': 45.73,
-            'eurosat': 45.37,
-            'ucf101': 68.21,
-            'average': 65.74},
- 'MaPLe': {'imagenet': 70.72,
-           'caltech101': 93.53,
-           'oxford_pets': 90.49,
-           'stanford_cars': 65.57,
-           'oxford_flowers': 72.23,
-           'food101': 86.2,
-           'fgvc_aircraft': 24.74,
-           'sun397': 67.01,
-           'dtd': 46.49,
-           'eurosat': 48.06,
-           'ucf101': 68.69,
-           'average': 66.3},
- 'ALIGN': {'imagenet': 72.03,
-           'caltech101': 93.91,
-           'oxford_pets': 90.55,
-           'stanford_cars': 65.84,
-           'oxford_flowers': 73.75,
-           'food101': 86.4,
-           'fgvc_aircraft': 24.95,
-           'sun397': 67.59,
-           'dtd': 46.75,
-           'eurosat': 47.25,
-           'ucf101': 69.6,
-           'average': 67.15}}
-PAPER_DG = {'CLIP': {'imagenet': 66.73, 'imagenetv2': 60.83, 'imagenet_sketch': 46.15, 'imagenet_a': 47.77, 'imagenet_r': 73.96},
- 'CoOp': {'imagenet': 71.51, 'imagenetv2': 64.2, 'imagenet_sketch': 47.99, 'imagenet_a': 49.71, 'imagenet_r': 75.21},
- 'CoCoOp': {'imagenet': 71.02,
-            'imagenetv2': 64.07,
-            'imagenet_sketch': 48.75,
-            'imagenet_a': 50.63,
-            'imagenet_r': 76.18},
- 'VPT': {'imagenet': 70.57, 'imagenetv2': 63.67, 'imagenet_sketch': 47.66, 'imagenet_a': 43.85, 'imagenet_r': 74.42},
- 'UPT': {'imagenet': 72.63, 'imagenetv2': 64.35, 'imagenet_sketch': 48.66, 'imagenet_a': 50.66, 'imagenet_r': 76.24},
- 'MaPLe': {'imagenet': 70.72, 'imagenetv2': 64.07, 'imagenet_sketch': 49.15, 'imagenet_a': 50.9, 'imagenet_r': 76.98},
- 'ALIGN': {'imagenet': 72.03,
-           'imagenetv2': 64.64,
-           'imagenet_sketch': 49.96,
-           'imagenet_a': 50.94,
-           'imagenet_r': 76.16}}
-PAPER_FEW_SHOT = {'CoOp': {'caltech101': {1: 92.4, 2: 93.2, 4: 93.5, 8: 94.0, 16: 94.8},
-          'dtd': {1: 48.4, 2: 51.5, 4: 59.2, 8: 64.4, 16: 69.5},
-          'eurosat': {1: 51.8, 2: 60.9, 4: 69.0, 8: 76.0, 16: 84.1},
-          'fgvc_aircraft': {1: 24.2, 2: 25.8, 4: 27.9, 8: 32.7, 16: 34.2},
-          'oxford_flowers': {1: 72.9, 2: 80.4, 4: 85.7, 8: 92.3, 16: 96.2},
-          'food101': {1: 81.6, 2: 80.9, 4: 81.5, 8: 82.4, 16: 84.9},
-          'imagenet': {1: 68.07, 2: 69.26, 4: 69.6, 8: 70.35, 16: 71.53},
-          'oxford_pets': {1: 90.0, 2: 89.8, 4: 92.3, 8: 92.0, 16: 92.1},
-          'stanford_cars': {1: 66.4, 2: 69.2, 4: 70.1, 8: 72.8, 16: 75.2},
-          'sun397': {1: 65.2, 2: 66.6, 4: 68.1, 8: 70.5, 16: 73.2},
-          'ucf101': {1: 70.7, 2: 73.8, 4: 76.6, 8: 79.6, 16: 80.4}},
- 'PLOT': {'caltech101': {1: 88.4, 2: 89.95, 4: 91.5, 8: 93.0, 16: 93.24},
-          'dtd': {1: 51.9, 2: 55.95, 4: 58.24, 8: 65.5, 16: 70.52},
-          'eurosat': {1: 60.1, 2: 68.45, 4: 72.97, 8: 79.84, 16: 83.12},
-          'fgvc_aircraft': {1: 21.5, 2: 21.71, 4: 23.96, 8: 27.02, 16: 30.24},
-          'oxford_flowers': {1: 70.0, 2: 81.34, 4: 88.29, 8: 92.84, 16: 95.1},
-          'food101': {1: 69.1, 2: 72.89, 4: 74.89, 8: 76.7, 16: 77.87},
-          'imagenet': {1: 67.51, 2: 68.8, 4: 70.0, 8: 70.21, 16: 71.4},
-          'oxford_pets': {1: 83.21, 2: 85.77, 4: 86.02, 8: 89.13, 16: 89.95},
-          'stanford_cars': {1: 46.2, 2: 51.67, 4: 54.35, 8: 60.52, 16: 65.32},
-          'sun397': {1: 55.33, 2: 60.02, 4: 63.21, 8: 66.02, 16: 67.98},
-          'ucf101': {1: 51.42, 2: 54.89, 4: 61.23, 8: 67.45, 16: 70.85}},
- 'UPT': {'caltech101': {1: 93.66, 2: 94.17, 4: 94.09, 8: 95.04, 16: 95.95},
-         'dtd': {1: 45.01, 2: 52.97, 4: 60.74, 8: 65.44, 16: 70.62},
-         'eurosat': {1: 66.46, 2: 69.07, 4: 75.36, 8: 85.62, 16: 90.77},
-         'fgvc_aircraft': {1: 28.43, 2: 29.91, 4: 33.34, 8: 39.5, 16: 46.61},
-         'oxford_flowers': {1: 74.97, 2: 81.81, 4: 91.9, 8: 95.17, 16: 97.41},
-         'food101': {1: 84.21, 2: 85.01, 4: 85.34, 8: 86.16, 16: 86.83},
-         'imagenet': {1: 69.55, 2: 69.88, 4: 70.28, 8: 71.58, 16: 72.64},
-         'oxford_pets': {1: 82.93, 2: 85.4, 4: 85.97, 8: 87.4, 16: 88.1},
-         'stanford_cars': {1: 67.6, 2: 69.57, 4: 75.88, 8: 80.19, 16: 84.17},
-         'sun397': {1: 68.84, 2: 69.76, 4: 72.12, 8: 74.0, 16: 75.9},
-         'ucf101': {1: 71.98, 2: 74.93, 4: 77.49, 8: 80.91, 16: 83.86}},
- 'MaPLe': {'caltech101': {1: 91.73, 2: 93.33, 4: 94.23, 8: 94.43, 16: 95.26},
-           'dtd': {1: 51.16, 2: 54.7, 4: 61.63, 8: 65.63, 16: 70.6},
-           'eurosat': {1: 66.67, 2: 79.26, 4: 84.25, 8: 89.96, 16: 92.14},
-           'fgvc_aircraft': {1: 26.64, 2: 27.86, 4: 33.56, 8: 40.66, 16: 49.93},
-           'oxford_flowers': {1: 80.24, 2: 88.14, 4: 90.07, 8: 95.1, 16: 96.34},
-           'food101': {1: 78.73, 2: 77.3, 4: 79.03, 8: 80.1, 16: 82.43},
-           'imagenet': {1: 69.56, 2: 69.94, 4: 70.65, 8: 71.8, 16: 72.74},
-           'oxford_pets': {1: 89.8, 2: 86.76, 4: 90.76, 8: 90.23, 16: 91.3},
-           'stanford_cars': {1: 65.96, 2: 69.1, 4: 75.73, 8: 79.76, 16: 85.36},
-           'sun397': {1: 61.73, 2: 63.23, 4: 67.6, 8: 69.13, 16: 73.0},
-           'ucf101': {1: 73.23, 2: 73.0, 4: 77.45, 8: 81.2, 16: 84.67}},
- 'ALIGN': {'caltech101': {1: 93.97, 2: 94.13, 4: 95.0, 8: 95.43, 16: 96.0},
-           'dtd': {1: 54.07, 2: 56.53, 4: 63.3, 8: 67.6, 16: 71.4},
-           'eurosat': {1: 53.23, 2: 71.43, 4: 80.93, 8: 85.97, 16: 90.77},
-           'fgvc_aircraft': {1: 29.57, 2: 31.63, 4: 34.03, 8: 40.95, 16: 49.99},
-           'oxford_flowers': {1: 81.33, 2: 88.77, 4: 92.53, 8: 95.43, 16: 96.57},
-           'food101': {1: 85.29, 2: 86.05, 4: 86.66, 8: 86.74, 16: 86.9},
-           'imagenet': {1: 69.8, 2: 70.02, 4: 70.84, 8: 71.77, 16: 72.45},
-           'oxford_pets': {1: 91.36, 2: 91.93, 4: 93.4, 8: 93.67, 16: 94.17},
-           'stanford_cars': {1: 68.27, 2: 72.84, 4: 76.58, 8: 81.65, 16: 86.75},
-           'sun397': {1: 69.14, 2: 69.98, 4: 71.88, 8: 74.15, 16: 76.57},
-           'ucf101': {1: 74.42, 2: 75.87, 4: 80.18, 8: 81.99, 16: 95.69}}}
+def load_paper_tables(path=None)->tuple:
+    "The paper's tables in `path` (default: the package's paper_results.json): base2new, cross_dataset, dg, few_shot."
+    raw = json.loads(Path(path).read_text() if path else (files('align_nb') / 'paper_results.json').read_text())
+    base2new = {m: {d: tuple(v) for d, v in t.items()} for m, t in raw['base2new'].items()}         # (Base, New, H)
+    few_shot = {m: {d: {int(k): v for k, v in s.items()} for d, s in t.items()} for m, t in raw['few_shot'].items()}
+    return base2new, raw['cross_dataset'], raw['dg'], few_shot
+
+PAPER_BASE2NEW, PAPER_CROSS_DATASET, PAPER_DG, PAPER_FEW_SHOT = load_paper_tables()
 PAPER_METHOD = {'align': 'ALIGN', 'align_authors': 'ALIGN', 'maple': 'MaPLe', 'coop': 'CoOp', 'plot': 'PLOT',
                 'zeroshot': 'CLIP', 'vpt': 'VPT', 'cocoop': 'CoCoOp', 'upt': 'UPT'}
 
@@ -476,9 +318,10 @@ def _mean_std(xs):
 
 # %% ../nbs/08_protocols.ipynb #8a178f3d
 def run_key(preset:str, hparams:str, clip:ClipSpec, train_changes:dict|None=None)->str:
-    "The folder name of a protocol's runs: preset, recipe, CLIP and recipe overrides, e.g. 'align-paper_ViT-B-16-openai'."
+    "The folder name of a protocol's runs: preset, recipe, CLIP, recipe overrides; e.g. 'align-paper_ViT-B-16-openai'."
     if clip.pretrained is None: weights = f'random{clip.seed}'
-    elif os.path.isfile(clip.pretrained): weights = f"{Path(clip.pretrained).stem}-{clip_weights_id(clip)[7:15]}"   # two files never share
+    elif os.path.isfile(clip.pretrained):                         # two files never share a folder
+        weights = f"{Path(clip.pretrained).stem}-{clip_weights_id(clip)[7:15]}"
     else: weights = clip.pretrained
     changes = ','.join(f'{k}={v}' for k, v in sorted((train_changes or {}).items()) if k not in TRAIN_COST_ONLY)
     key = f"{preset}-{hparams}_{clip.name}-{weights}" + (f"_{changes}" if changes else '')
@@ -487,7 +330,8 @@ def run_key(preset:str, hparams:str, clip:ClipSpec, train_changes:dict|None=None
 def _counts(name:str, values)->tuple:
     "A protocol's shot counts or seeds: a non-empty tuple of distinct integers >= 1."
     values = tuple(values) if isinstance(values, (tuple, list)) else (values,)
-    if not values or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in values) or len(set(values)) < len(values):
+    def count(v): return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+    if not values or not all(count(v) for v in values) or len(set(values)) < len(values):
         raise ValueError(f"{name} must be distinct integers >= 1, got {values!r}")
     return values
 
@@ -503,7 +347,7 @@ def few_shot(
     preset:str='align',          # model preset
     clip:ClipSpec=ClipSpec(),    # the frozen CLIP
     hparams:str='auto',          # 'paper', 'authors', 'cocoop', 'upt', or 'auto' (the preset's own, else the paper's)
-    out_dir='runs/fewshot',      # runs go to out_dir/{dataset}/{run_key}/shots{S}/seed{s}
+    out_dir='runs/fewshot',      # runs go to out_dir/{dataset}/{run_key}/shots{n}/seed{s}
     resume:bool=False,           # skip finished runs, continue interrupted ones (of this method and recipe)
     train_changes:dict|None=None,# TrainConfig fields to change
     **kw,                        # passed to `run` (device, quiet, crop_scale, ...)
@@ -511,23 +355,30 @@ def few_shot(
     "The few-shot protocol on one dataset: accuracy per shot count, mean and std over seeds."
     shots, seeds = _counts('shots', shots), _counts('seeds', seeds)
     hparams = resolve_hparams(hparams, preset, dataset)
-    rows, method, folder = [], PAPER_METHOD.get(preset), Path(out_dir) / dataset / run_key(preset, hparams, clip, train_changes)
-    recipes = {S: recipe('fewshot', hparams, dataset, S, **(train_changes or {})) for S in shots}   # all checked before any work
-    for S in shots:
-        cfg, changes = recipes[S]
-        accs = [_run_of(folder / f'shots{S}' / f'seed{s}', resume, dataset=dataset, root=root, preset=preset, clip=clip, shots=S,
-                        seed=s, subsample='all', train=cfg, model_changes=changes, **kw)['test'][f'{dataset}/all'] for s in seeds]
+    rows, method = [], PAPER_METHOD.get(preset)
+    folder = Path(out_dir) / dataset / run_key(preset, hparams, clip, train_changes)
+    recipes = {n: recipe('fewshot', hparams, dataset, n, **(train_changes or {})) for n in shots}   # all checked first
+    for n in shots:
+        cfg, changes = recipes[n]
+        runs = [_run_of(folder / f'shots{n}' / f'seed{s}', resume, dataset=dataset, root=root, preset=preset, clip=clip,
+                        shots=n, seed=s, subsample='all', train=cfg, model_changes=changes, **kw) for s in seeds]
+        accs = [r['test'][f'{dataset}/all'] for r in runs]
         m, sd = _mean_std(accs)
-        paper = PAPER_FEW_SHOT.get(method, {}).get(dataset, {}).get(S) if paper_backbone(clip) else None
-        rows.append(dict(dataset=dataset, shots=S, mean=m, std=sd, seeds=len(seeds), paper=paper))
+        paper = PAPER_FEW_SHOT.get(method, {}).get(dataset, {}).get(n) if paper_backbone(clip) else None
+        rows.append(dict(dataset=dataset, shots=n, mean=m, std=sd, seeds=len(seeds), paper=paper))
     write_table(rows, folder / 'fewshot', f'Few-shot, {dataset}, {preset}, {hparams} hyper-parameters, {clip.name}')
     return rows
 
 
 # %% ../nbs/08_protocols.ipynb #1bc74a7b
+def harmonic_mean(base:float, new:float)->float:
+    "H = 2·Base·New/(Base+New), the base-to-new score (0 when both are 0)."
+    return 2 * base * new / (base + new) if base + new else 0.
+
 def base_to_new(
     dataset:str, root:str|None=None, seeds:tuple=(1, 2, 3), preset:str='align', clip:ClipSpec=ClipSpec(),
-    hparams:str='auto', out_dir='runs/base2new', resume:bool=False, train_changes:dict|None=None, # runs: out_dir/{dataset}/{run_key}/seed{s}
+    hparams:str='auto', out_dir='runs/base2new', # runs: out_dir/{dataset}/{run_key}/seed{s}
+    resume:bool=False, train_changes:dict|None=None,
     shots:int=16,                # shots per base class
     **kw,
 )->list:                         # one row: dataset, base, new, H (means over seeds), and the paper's
@@ -537,11 +388,11 @@ def base_to_new(
     cfg, changes = recipe('base2new', hparams, dataset, shots, **(train_changes or {}))
     base, new, folder = [], [], Path(out_dir) / dataset / run_key(preset, hparams, clip, train_changes)
     for s in seeds:
-        res = _run_of(folder / f'seed{s}', resume, dataset=dataset, root=root, preset=preset, clip=clip, shots=shots, seed=s,
-                      subsample='base', train=cfg, model_changes=changes, eval_on=((dataset, 'new'),), **kw)
+        res = _run_of(folder / f'seed{s}', resume, dataset=dataset, root=root, preset=preset, clip=clip, shots=shots,
+                      seed=s, subsample='base', train=cfg, model_changes=changes, eval_on=((dataset, 'new'),), **kw)
         base.append(res['test'][f'{dataset}/base']); new.append(res['test'][f'{dataset}/new'])
     b, n = statistics.mean(base), statistics.mean(new)
-    h = 2 * b * n / (b + n) if b + n else 0.
+    h = harmonic_mean(b, n)
     paper = PAPER_BASE2NEW.get(PAPER_METHOD.get(preset), {}).get(dataset) if paper_backbone(clip) else None
     rows = [dict(dataset=dataset, base=b, new=n, H=h, seeds=len(seeds),
                  paper_base=paper and paper[0], paper_new=paper and paper[1], paper_H=paper and paper[2])]
@@ -553,23 +404,26 @@ CROSS_DATASET_TARGETS = ('caltech101', 'oxford_pets', 'stanford_cars', 'oxford_f
                          'sun397', 'dtd', 'eurosat', 'ucf101')
 DG_TARGETS = ('imagenetv2', 'imagenet_sketch', 'imagenet_a', 'imagenet_r')
 
-def _transfer(protocol, paper_table, root, targets, source, seeds, preset, clip, hparams, out_dir, resume, train_changes, shots, **kw):
+def _transfer(protocol, paper_table, root, targets, source, seeds, preset, clip, hparams, out_dir, resume,
+              train_changes, shots, **kw):
     "Train on `source` per seed, evaluate on `targets`; one row per test set, means over seeds."
     seeds, (shots,) = _counts('seeds', seeds), _counts('shots', shots)
     hparams = resolve_hparams(hparams, preset, source)
     cfg, changes = recipe(protocol, hparams, source, shots, **(train_changes or {}))
     folder = Path(out_dir) / run_key(preset, hparams, clip, train_changes)
-    results = [_run_of(folder / f'seed{s}', resume, dataset=source, root=root, preset=preset, clip=clip, shots=shots, seed=s,
-                       subsample='all', train=cfg, model_changes=changes, eval_on=tuple((t, 'all') for t in targets), **kw)
-               for s in seeds]
+    results = [_run_of(folder / f'seed{s}', resume, dataset=source, root=root, preset=preset, clip=clip, shots=shots,
+                       seed=s, subsample='all', train=cfg, model_changes=changes,
+                       eval_on=tuple((t, 'all') for t in targets), **kw) for s in seeds]
     paper = paper_table.get(PAPER_METHOD.get(preset), {}) if paper_backbone(clip) else {}
     rows = []
     for i, name in enumerate((source, *targets)):
         m, sd = _mean_std([r['test'][f'{name}/all'] for r in results])
-        rows.append(dict(dataset=name, role='target' if i else 'source', mean=m, std=sd, seeds=len(seeds), paper=paper.get(name)))
+        rows.append(dict(dataset=name, role='target' if i else 'source', mean=m, std=sd, seeds=len(seeds),
+                         paper=paper.get(name)))
     tm = statistics.mean(r['mean'] for r in rows[1:])
     rows.append(dict(dataset='average (targets)', role='', mean=tm, std=None, seeds=len(seeds),
-                     paper=paper.get('average') if protocol == 'crossdataset' else (statistics.mean(paper[t] for t in targets) if paper else None)))
+                     paper=paper.get('average') if protocol == 'crossdataset' else
+                     (statistics.mean(paper[t] for t in targets) if paper else None)))
     title = {'crossdataset': 'Cross-dataset transfer', 'dg': 'Domain generalisation'}[protocol]
     write_table(rows, folder / protocol, f'{title} from {source}, {preset}, {hparams} hyper-parameters, {clip.name}')
     return rows
@@ -580,7 +434,7 @@ def cross_dataset(
     preset:str='align', clip:ClipSpec=ClipSpec(), hparams:str='auto', out_dir='runs/crossdataset', resume:bool=False,
     train_changes:dict|None=None, shots:int=16, **kw,
 )->list:                          # rows: dataset, role, mean, std, seeds, paper
-    "Cross-dataset transfer: train on ImageNet, evaluate on the 10 other datasets (from a world set: the world's other sets)."
+    "Cross-dataset transfer: train on ImageNet, evaluate on the 10 other datasets (from a world set: its other sets)."
     targets = targets or (WORLD_XD_TARGETS if source in WORLD_SETS else CROSS_DATASET_TARGETS)
     return _transfer('crossdataset', PAPER_CROSS_DATASET, root, targets, source, seeds, preset, clip, hparams, out_dir,
                      resume, train_changes, shots, **kw)
@@ -590,7 +444,7 @@ def domain_generalisation(
     preset:str='align', clip:ClipSpec=ClipSpec(), hparams:str='auto', out_dir='runs/dg', resume:bool=False,
     train_changes:dict|None=None, shots:int=16, **kw,
 )->list:                          # rows: dataset, role, mean, std, seeds, paper
-    "Domain generalisation: train on ImageNet, evaluate on ImageNet-V2, -Sketch, -A and -R (from a world set: its shifted domains)."
+    "Domain generalisation: train on ImageNet, test on ImageNet-V2, -Sketch, -A, -R (from a world set: its shifts)."
     targets = targets or (WORLD_DG_TARGETS if source in WORLD_SETS else DG_TARGETS)
-    return _transfer('dg', PAPER_DG, root, targets, source, seeds, preset, clip, hparams, out_dir, resume, train_changes,
-                     shots, **kw)
+    return _transfer('dg', PAPER_DG, root, targets, source, seeds, preset, clip, hparams, out_dir, resume,
+                     train_changes, shots, **kw)

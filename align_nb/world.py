@@ -17,6 +17,7 @@ import open_clip
 from open_clip.loss import ClipLoss
 from tqdm.auto import tqdm
 from .clip import WORLD_CLIP, WEIGHTS_DIR, PACKAGED, load_clip, save_compact, tokenize, embed_text, encode_image, encode_text
+from .loading import _quiet_random_init
 from .data import Datum, DatasetSplits, ArrayImages, register_dataset, CLIP_MEAN, CLIP_STD
 
 # %% ../nbs/06a_world.ipynb #2fc313c7
@@ -218,7 +219,7 @@ def pretrain_clip(steps:int=2500, batch_size:int=256, lr:float=2e-3, warmup:int=
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        model = open_clip.create_model(WORLD_CLIP)
+        with _quiet_random_init(): model = open_clip.create_model(WORLD_CLIP)   # random weights are the point
     model.train()
     named = list(model.named_parameters())
     opt = torch.optim.AdamW([dict(params=[p for n, p in named if not _no_decay(n, p)], weight_decay=weight_decay),
@@ -248,7 +249,7 @@ def vocabulary()->list:
     return sorted(set(ids[ids > 0].tolist()))
 
 def save_world_clip(model:torch.nn.Module, path=None, log:list|None=None):
-    "Write the world's CLIP in the packaged format (notebook 03's `save_compact`), by default to the shipped file."
+    "Write the world's CLIP in the packaged format (appendix B.6's `save_compact`), by default to the shipped file."
     path = path or WEIGHTS_DIR / PACKAGED[WORLD_CLIP, 'world']
     save_compact(model, path, vocabulary(), meta=dict(recipe=RECIPE, log=log or [], torch=str(torch.__version__)))
     return path
@@ -314,7 +315,8 @@ def read_world(
 
 def ground_truth(ds:DatasetSplits, items:list)->tuple:   # (attributes {name: (n,) indices}, masks (n,32,32) in [0, 1])
     "What is in world images `items` (Datums of `ds`, a world set, after any few-shot draw or class subset)."
-    if not isinstance(ds.loader, WorldImages): raise ValueError(f"{ds.name or 'this dataset'} is not a world set: it has no ground truth")
+    if not hasattr(ds.loader, 'truth'):                     # a WorldImages (by duck type: a re-run notebook's class too)
+        raise ValueError(f"{ds.name or 'this dataset'} is not a world set: it has no ground truth")
     where = [d.impath.rsplit('/', 1) for d in items]
     a = {k: np.array([ds.loader.truth[s][0][k][int(i)] for s, i in where]) for k in ds.loader.truth['test'][0]}
     return a, np.stack([ds.loader.truth[s][1][int(i)] for s, i in where]) if where else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32)

@@ -4,7 +4,7 @@ The head takes image token sets (B,M,J,d) and class token sets (K,N,L_k,d) and r
 distances (B,K,M,N) of Eq. 5: the cost 1 - cos between every pair of tokens, an entropic plan per (b,k,m,n) with
 eps = 0.1 and uniform weights, and <T, C>. Three implementations:
 
-- align_nb: `align_nb.hot.token_ot`, all (b,k,m,n) at once, padded and masked, chunked over classes;
+- align_nb: `align_nb.hierarchical_ot.token_ot`, all (b,k,m,n) at once, padded and masked, chunked over classes;
 - authors: their algorithm as REFERENCE 1.8 and 1.9 describe it, written here: a Python loop over images and
   classes, one einsum and one Sinkhorn call per (b,k) with the M*N problems of that pair batched, scaling
   iterations from r = c = 1, a host sync per iteration, stop when mean|dr| < 1e-2 or after 100 iterations;
@@ -60,7 +60,7 @@ def authors_head(img, txt, mask, lengths):
 def pot_head(img, txt, mask, lengths, tol, method):
     "POT's batched solver on the same problems, grouped by length the way align_nb groups them (so only the solver differs)."
     import ot
-    from align_nb.hot import token_similarity, length_buckets
+    from align_nb.hierarchical_ot import token_similarity, length_buckets
     K = txt.shape[0]
     out = torch.empty(B, K, M, N, device=img.device, dtype=img.dtype)
     for ks in length_buckets(lengths, B * M * N * J, 2**25):
@@ -75,7 +75,7 @@ def pot_head(img, txt, mask, lengths, tol, method):
     return out
 
 def ours_head(img, txt, mask, lengths, tol):
-    from align_nb.hot import token_ot
+    from align_nb.hierarchical_ot import token_ot
     return token_ot(img, txt, mask, eps=EPS, tol=tol)
 
 METHODS = {
