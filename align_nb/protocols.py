@@ -7,7 +7,8 @@ __all__ = ['HPARAMS', 'WORLD_CROP', 'PROTOCOLS', 'OWN_RECIPE', 'CUSTOM_TEMPLATES
            'PAPER_DG', 'PAPER_FEW_SHOT', 'PAPER_METHOD', 'CROSS_DATASET_TARGETS', 'DG_TARGETS', 'resolve_hparams',
            'recipe', 'ClipSpec', 'make_clip', 'transforms_for', 'hand_template', 'clip_weights_id', 'absolute_spec',
            'run_identity', 'training_identity', 'run', 'load_paper_tables', 'paper_backbone', 'write_table', 'run_key',
-           'few_shot', 'harmonic_mean', 'base_to_new', 'cross_dataset', 'domain_generalisation']
+           'few_shot', 'harmonic_mean', 'base_to_new', 'cross_dataset', 'domain_generalisation', 'read_table',
+           'plot_base_to_new', 'plot_few_shot']
 
 # %% ../nbs/08_protocols.ipynb #eac4a837
 import csv, functools, hashlib, json, math, numbers, os, re, statistics, time
@@ -15,6 +16,8 @@ from dataclasses import dataclass, asdict, replace
 from importlib.resources import files
 from pathlib import Path
 import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 from .clip import load_clip, tiny_clip
 from .model import PromptCLIP, preset as model_preset, COST_ONLY
 from .data import build_dataset, train_transform, test_transform, check_subsample, DATASETS
@@ -448,3 +451,52 @@ def domain_generalisation(
     targets = targets or (WORLD_DG_TARGETS if source in WORLD_SETS else DG_TARGETS)
     return _transfer('dg', PAPER_DG, root, targets, source, seeds, preset, clip, hparams, out_dir, resume,
                      train_changes, shots, **kw)
+
+# %% ../nbs/08_protocols.ipynb #edba181f
+def read_table(path)->list:
+    "The rows of a table `write_table` wrote (its .csv), numbers parsed, empty cells None."
+    def value(s):
+        if s == '': return None
+        for kind in (int, float):
+            try: return kind(s)
+            except ValueError: pass
+        return s
+    with open(Path(path).with_suffix('.csv'), newline='') as f: return [{k: value(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+# %% ../nbs/08_protocols.ipynb #986b4054
+def plot_base_to_new(
+    results:dict,                 # {method: a `base_to_new` row, or any dict with 'base' and 'new' in %}
+    title:str='Base-to-new: accuracy on the classes trained on (Base) and on unseen ones (New), and H',
+)->Figure:
+    "Base, New and their harmonic mean H per method, as grouped bars labelled with their values."
+    if not results: raise ValueError("results is empty: pass {method: row} for at least one method")
+    fig = Figure(figsize=(1.6 + 1.3 * len(results), 3.2), layout='constrained')
+    ax, width = fig.subplots(), 0.26
+    for j, (metric, colour) in enumerate((('base', '#4a86c5'), ('new', '#e69138'), ('H', '#6aa84f'))):
+        vals = [r[metric] if metric != 'H' else harmonic_mean(r['base'], r['new']) for r in results.values()]
+        bars = ax.bar([i + (j - 1) * width for i in range(len(results))], vals, width, label=metric, color=colour)
+        ax.bar_label(bars, fmt='%.1f', fontsize=7)
+    ax.set_xticks(range(len(results)), list(results), fontsize=8)
+    ax.set_ylabel('accuracy (%)'); ax.set_ylim(0, 118); ax.legend(fontsize=8, ncols=3, loc='upper center')
+    ax.set_title(title, fontsize=9)
+    return fig
+
+# %% ../nbs/08_protocols.ipynb #35575320
+def plot_few_shot(
+    results:dict,                 # {method: the rows of `few_shot` (or `read_table` of its CSV)}
+    title:str='Few-shot: test accuracy against training images per class',
+)->Figure:
+    "Accuracy against shots (log axis), one line per method, bars of one std over seeds; the paper's numbers dashed."
+    if not results: raise ValueError("results is empty: pass {method: rows} for at least one method")
+    fig = Figure(figsize=(4.8, 3.2), layout='constrained')
+    ax = fig.subplots()
+    for method, rows in results.items():
+        shots = [r['shots'] for r in rows]
+        line = ax.errorbar(shots, [r['mean'] for r in rows], [r['std'] or 0 for r in rows], marker='o', capsize=3,
+                           label=method)
+        paper = [(r['shots'], r['paper']) for r in rows if r.get('paper') is not None]
+        if paper: ax.plot(*zip(*paper), '--', color=line[0].get_color(), label=f'{method}, the paper')
+    ax.set_xscale('log', base=2); ax.set_xticks(sorted({r['shots'] for rows in results.values() for r in rows}))
+    ax.get_xaxis().set_major_formatter(ScalarFormatter())
+    ax.set_xlabel('shots per class'); ax.set_ylabel('accuracy (%)'); ax.legend(fontsize=8); ax.set_title(title, fontsize=9)
+    return fig
