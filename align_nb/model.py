@@ -289,21 +289,21 @@ def set_classes(self:PromptCLIP,
 def _encode_classes(self:PromptCLIP)->ClassFeatures:
     "Run the text tower on all K*N prompted sequences (row k*N+n), in length buckets, and shape the result per class."
     if self.text is None: return self._fixed
-    embeds, eot, deep = self._text_inputs()                                # (S,T',d_t), (S,), [(S,b,d_t)]
-    S, T = embeds.shape[:2]
+    embeds, eot, deep = self._text_inputs()                                # (n_seq,ℓ',d_t), (n_seq,), [(n_seq,b,d_t)]
+    n_seq, run_len = embeds.shape[:2]
     lengths = (eot + 1).tolist()
-    buckets = length_buckets(lengths, 1, self.cfg.text_tokens) if self.cfg.text_buckets else [list(range(S))]
+    buckets = length_buckets(lengths, 1, self.cfg.text_tokens) if self.cfg.text_buckets else [list(range(n_seq))]
     hs, toks = [], []
     with _grad_checkpointing(self.clip.transformer, self.cfg.checkpoint_text):                # this model's choice only
         for idx in buckets:
             ix = torch.tensor(idx, device=eot.device)
             f = encode_text(self.clip, embeds[ix], eot[ix], [p[ix] for p in deep])        # truncated to the bucket
-            hs.append(f.h); toks.append(torch.nn.functional.pad(f.tokens, (0, 0, 0, T - f.tokens.shape[1])))
+            hs.append(f.h); toks.append(torch.nn.functional.pad(f.tokens, (0, 0, 0, run_len - f.tokens.shape[1])))
     back = torch.argsort(torch.tensor(sum(buckets, []), device=eot.device))                # original order
-    h, tokens = torch.cat(hs)[back], torch.cat(toks)[back]                                 # (S,d), (S,T',d)
+    h, tokens = torch.cat(hs)[back], torch.cat(toks)[back]                                 # (n_seq,d), (n_seq,ℓ',d)
     K, N, d = len(self.classnames), self.cfg.n_text, h.shape[-1]
-    mask = self.text.token_mask(self.cfg.token_set)                                        # (S,T')
-    return ClassFeatures(h.view(K, N, d), tokens.view(K, N, T, d), mask.view(K, N, T))
+    mask = self.text.token_mask(self.cfg.token_set)                                        # (n_seq,ℓ')
+    return ClassFeatures(h.view(K, N, d), tokens.view(K, N, run_len, d), mask.view(K, N, run_len))
 
 @patch
 def _text_inputs(self:PromptCLIP):
@@ -347,11 +347,11 @@ def _global_feature(self:PromptCLIP, images:Tensor, img:ImageSide)->Tensor:
 @patch
 def _encode_conditioned(self:PromptCLIP, shift:Tensor, tokens:bool=False)->ClassFeatures:
     "Class features per image: `shift` (B,d_t) added to every context vector; h (B,K,N,d), tokens (B,K,N,L,d) if kept."
-    embeds, eot, deep = self._text_inputs()  # (S,T',d_t), (S,), [(S,b,d_t)]
-    (S, T, _), B, b = embeds.shape, shift.shape[0], self.text.n_ctx
+    embeds, eot, deep = self._text_inputs()  # (n_seq,ℓ',d_t), (n_seq,), [(n_seq,b,d_t)]
+    (n_seq, run_len, _), B, b = embeds.shape, shift.shape[0], self.text.n_ctx
     keep = tokens or self.cfg.beta != 0
     lengths, budget = (eot + 1).tolist(), self.cfg.text_tokens
-    buckets = length_buckets(lengths, B, budget) if self.cfg.text_buckets else [list(range(S))]
+    buckets = length_buckets(lengths, B, budget) if self.cfg.text_buckets else [list(range(n_seq))]
     hs, toks = [], []
     for idx in buckets:
         ix, L = torch.tensor(idx, device=eot.device), max(lengths[i] for i in idx)
@@ -366,14 +366,14 @@ def _encode_conditioned(self:PromptCLIP, shift:Tensor, tokens:bool=False)->Class
             f = encode_text(self.clip, x.flatten(0, 1), ee.repeat(len(sh)), [p.repeat(len(sh), 1, 1) for p in dp])
             h_b.append(f.h.view(len(sh), len(idx), -1))
             if keep:
-                padded = torch.nn.functional.pad(f.tokens, (0, 0, 0, T - f.tokens.shape[1]))
-                t_b.append(padded.view(len(sh), len(idx), T, -1))
+                padded = torch.nn.functional.pad(f.tokens, (0, 0, 0, run_len - f.tokens.shape[1]))
+                t_b.append(padded.view(len(sh), len(idx), run_len, -1))
         hs.append(torch.cat(h_b)); toks.append(torch.cat(t_b) if keep else None)
     back = torch.argsort(torch.tensor(sum(buckets, []), device=eot.device))                # original order
-    h = torch.cat(hs, 1)[:, back]                                                          # (B,S,d)
+    h = torch.cat(hs, 1)[:, back]                                                          # (B,n_seq,d)
     K, N, d = len(self.classnames), self.cfg.n_text, h.shape[-1]
-    mask = self.text.token_mask(self.cfg.token_set).view(K, N, T)
-    tok = torch.cat(toks, 1)[:, back].view(B, K, N, T, d) if keep else h.new_zeros(B, K, N, 0, d)
+    mask = self.text.token_mask(self.cfg.token_set).view(K, N, run_len)
+    tok = torch.cat(toks, 1)[:, back].view(B, K, N, run_len, d) if keep else h.new_zeros(B, K, N, 0, d)
     return ClassFeatures(h.view(B, K, N, d), tok, mask if keep else mask[..., :0])
 
 @patch

@@ -461,7 +461,8 @@ def read_table(path)->list:
             try: return kind(s)
             except ValueError: pass
         return s
-    with open(Path(path).with_suffix('.csv'), newline='') as f: return [{k: value(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    with open(Path(path).with_suffix('.csv'), newline='') as f:
+        return [{k: value(v) for k, v in r.items()} for r in csv.DictReader(f)]
 
 # %% ../nbs/08_protocols.ipynb #986b4054
 def plot_base_to_new(
@@ -498,5 +499,6 @@ def plot_few_shot(
         if paper: ax.plot(*zip(*paper), '--', color=line[0].get_color(), label=f'{method}, the paper')
     ax.set_xscale('log', base=2); ax.set_xticks(sorted({r['shots'] for rows in results.values() for r in rows}))
     ax.get_xaxis().set_major_formatter(ScalarFormatter())
-    ax.set_xlabel('shots per class'); ax.set_ylabel('accuracy (%)'); ax.legend(fontsize=8); ax.set_title(title, fontsize=9)
+    ax.set_xlabel('shots per class'); ax.set_ylabel('accuracy (%)')
+    ax.legend(fontsize=8); ax.set_title(title, fontsize=9)
     return fig

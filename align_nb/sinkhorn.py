@@ -130,18 +130,18 @@ def _solve_log(C, mu, nu, eps, n_iters, stop):
 # %% ../nbs/01_sinkhorn.ipynb #8ccd35d1
 def authors_sinkhorn_reference(
     G:Tensor,                 # (...,n,m) the Gibbs kernel exp(-C/eps), all batch dims pooled in one stopping test
-    u:Tensor,                 # (...,n) row marginals (the authors' name)
-    v:Tensor,                 # (...,m) column marginals
+    mu:Tensor,                # (...,n) row marginals (the authors' code calls them u)
+    nu:Tensor,                # (...,m) column marginals (their v)
     max_iter:int=100,         # most iterations
     thresh:float=1e-2,        # stop when the mean |change of r| over everything passed falls below this
     return_deltas:bool=False, # also return the list of mean |change of r|, one per iteration run
 )->Tensor:                    # (...,n,m) the plan diag(r) G diag(c)
     "The authors' Sinkhorn for one of their calls, as a plain loop (appendix A.8): a test reference, not a solver."
-    r, c, deltas = torch.ones_like(u), torch.ones_like(v), []
+    r, c, deltas = torch.ones_like(mu), torch.ones_like(nu), []
     for _ in range(max_iter):
         r_old = r
-        r = u / (G @ c[..., None])[..., 0]
-        c = v / (G.transpose(-2, -1) @ r[..., None])[..., 0]
+        r = mu / (G @ c[..., None])[..., 0]
+        c = nu / (G.transpose(-2, -1) @ r[..., None])[..., 0]
         deltas.append((r - r_old).abs().mean().item())
         if deltas[-1] < thresh: break
     T = r[..., :, None] * G * c[..., None, :]

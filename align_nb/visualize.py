@@ -29,9 +29,11 @@ def _tensor(name:str, x, ndim, shape:str)->Tensor:
     "`x` as a float CPU tensor with `ndim` dimensions (an int or a tuple of ints) and finite values."
     x = x.detach() if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
     x = x.float().cpu()
-    if x.dim() not in ((ndim,) if isinstance(ndim, int) else ndim): raise ValueError(f"{name} must be {shape}, got shape {tuple(x.shape)}")
+    if x.dim() not in ((ndim,) if isinstance(ndim, int) else ndim):
+        raise ValueError(f"{name} must be {shape}, got shape {tuple(x.shape)}")
     if bad := int((~torch.isfinite(x)).sum()):
-        raise ValueError(f"{name} has {bad} NaN or infinite value(s) of {x.numel()}; a picture of it would be wrong: fix the input first")
+        raise ValueError(f"{name} has {bad} NaN or infinite value(s) of {x.numel()}; a picture of it would be wrong: "
+                         "fix the input first")
     return x
 
 def patch_grid(
@@ -40,7 +42,8 @@ def patch_grid(
     "The side of the square patch grid of a ViT with a square input."
     g = math.isqrt(max(n_patches, 0))
     if n_patches < 1 or g * g != n_patches:
-        raise ValueError(f"n_patches={n_patches} is not a square grid; a ViT on a square image has O = (side / patch)^2 patches")
+        raise ValueError(f"n_patches={n_patches} is not a square grid; "
+                         "a ViT on a square image has O = (side / patch)^2 patches")
     return g
 
 # %% ../nbs/10_visualize.ipynb #b810171f
@@ -54,7 +57,8 @@ def display_image(
     x = _tensor('image', image, (2, 3), '(3,H,W), (1,H,W), (H,W,3) or (H,W)')
     if x.dim() == 2: x = x[None]
     elif x.shape[0] not in (1, 3):
-        if x.shape[-1] not in (1, 3): raise ValueError(f"image must have 1 or 3 channels, first or last, got shape {tuple(x.shape)}")
+        if x.shape[-1] not in (1, 3):
+            raise ValueError(f"image must have 1 or 3 channels, first or last, got shape {tuple(x.shape)}")
         x = x.permute(2, 0, 1)                                                             # (C,H,W)
     if pixels: x = x / 255
     elif mean is not None and std is not None:
@@ -88,7 +92,7 @@ def _overlay_figure(imgs, cells:list, row_labels:list|None, alpha:float, size:fl
                     title:str|None=None, cbar:str|None=None)->Figure:
     "One panel per (map, title) in `cells` (a list of rows): each map (H,W) in [0,1] over its row's (H,W,3) image."
     R, C = len(cells), max(len(row) for row in cells)
-    imgs = [imgs] * R if isinstance(imgs, np.ndarray) else list(imgs)                  # one image for all rows, or one per row
+    imgs = [imgs] * R if isinstance(imgs, np.ndarray) else list(imgs)   # one image for all rows, or one per row
     fig = Figure(figsize=(size * C, size * R + 0.3), layout='constrained')
     axs = fig.subplots(R, C, squeeze=False)
     for r, row in enumerate(cells):
@@ -127,7 +131,8 @@ def explain(
 )->Explanation:
     "Run `model` on `images` and collect both levels of its plans, the token level for one class per image."
     if model.cfg.visual_support != 'prompts':
-        raise ValueError("this model's image side is its patches (PLOT), with no token set per visual prompt: nothing to explain at the token level")
+        raise ValueError("this model's image side is its patches (PLOT), with no token set per visual prompt: "
+                         "nothing to explain at the token level")
     img, cls = model.features(images, tokens=True)                                      # per image for CoCoOp
     logits, info = model.head(img, cls, return_plans=True)
     B, K = logits.shape
@@ -136,12 +141,14 @@ def explain(
         raise ValueError(f"classes must be {B} class indices in 0..{K - 1}, one per image, got {classes.tolist()}")
     R = img.tokens.float()                                                              # (B,M,J,d)
     per_image = cls.h.dim() == 4
-    S = cls.tokens.float()[torch.arange(B, device=classes.device), classes] if per_image else cls.tokens.float()[classes]  # (B,N,L,d)
+    S = (cls.tokens.float()[torch.arange(B, device=classes.device), classes] if per_image
+         else cls.tokens.float()[classes])                                              # (B,N,L,d)
     mask = cls.mask[classes]                                                            # (B,N,L)
     T = torch.stack([token_ot(R[i:i + 1], S[i:i + 1], mask[i:i + 1], return_plans=True, ot=model.ot)[1][0, 0]
                      for i in range(B)])                                                # (B,M,N,J,L)
     contributions = torch.einsum('bmnjl,bmjd,bnld->bmnj', T, R, S * mask[..., None])   # (B,M,N,J)
-    return Explanation(logits, info['plan'], info['cos'], classes, T, contributions, (cls.h.float()[torch.arange(B), classes] if per_image else cls.h.float()[classes]), R,
+    return Explanation(logits, info['plan'], info['cos'], classes, T, contributions,
+                       (cls.h.float()[torch.arange(B), classes] if per_image else cls.h.float()[classes]), R,
                        clip_dims(model.clip).n_patches)
 
 # %% ../nbs/10_visualize.ipynb #1e2a7e97
@@ -167,7 +174,8 @@ def _check_pairs(pairs, M:int, N:int)->list:
 def _token_names(token_names, N:int, L:int)->list:
     "N lists of L panel titles: the given names (one list for all prompts, or one per prompt), else 'token l'."
     if token_names is None: return [[f'token {l}' for l in range(L)]] * N
-    rows = [list(r) for r in token_names] if token_names and not isinstance(token_names[0], str) else [list(token_names)] * N
+    rows = ([list(r) for r in token_names] if token_names and not isinstance(token_names[0], str)
+            else [list(token_names)] * N)
     if len(rows) != N or any(len(r) != L for r in rows):
         raise ValueError(f"token_names must name all L={L} tokens, once or once per textual prompt (N={N}), "
                          f"got {[len(r) for r in rows] if len(rows) != 1 else len(rows[0])}")
@@ -180,7 +188,8 @@ def plot_token_plans(
     n_patches:int,                 # O: the first O image tokens are the patches
     pairs:list|None=None,          # (m, n) prompt pairs, one row each; None: (0, 0), (1, 1), ...
     prompt_maps:Tensor|None=None,  # (M,N,J) a per-prompt map over the image tokens, drawn first in each row
-    token_names:list|None=None,    # the text tokens' names: L of them, or N lists of L (one per textual prompt), e.g. `token_labels`
+    # the text tokens' names: L of them, or N lists of L (one per textual prompt), e.g. `token_labels`
+    token_names:list|None=None,
     max_tokens:int|None=None,      # draw at most this many tokens per row
     scale:str='map',               # 'map': each map normalised on its own; 'figure': token maps on one scale
     alpha:float=0.5,               # opacity of the maps
@@ -202,7 +211,8 @@ def plot_token_plans(
     cells = []
     for m, n in pairs:
         tokens = [l for l in range(L) if real[m, n, l]][:max_tokens]
-        cells.append(([(pm[m, n], 'all tokens')] if prompt_maps is not None else []) + [(heat[m, n, l], names[n][l]) for l in tokens])
+        cells.append(([(pm[m, n], 'all tokens')] if prompt_maps is not None else [])
+                     + [(heat[m, n, l], names[n][l]) for l in tokens])
     how = 'each map scaled to its range' if scale == 'map' else 'one scale for all maps'
     return _overlay_figure(img, cells, [f'visual prompt {m}\ntextual prompt {n}' for m, n in pairs], alpha, size,
                            title=title, cbar=f"the token's mass per patch\n({how})")
@@ -232,7 +242,7 @@ def word_positions(
 )->Tensor:             # (N,T) bool: position t of class k's sequence n holds (a BPE token of) one of `words`
     "Where `words` sit in the text sequences of class `k` (every token of each whole word)."
     N = model.cfg.n_text
-    seqs = (model.text.ids[k * N:(k + 1) * N] if model.text is not None                  # learned text, or the hand template
+    seqs = (model.text.ids[k * N:(k + 1) * N] if model.text is not None   # learned text, or the hand template
             else tokenize([model.cfg.template.format(model.classnames[k])]).ids)
     out = torch.zeros(seqs.shape, dtype=torch.bool)
     for w in ([words] if isinstance(words, str) else list(words)):
@@ -248,15 +258,18 @@ def object_mass(
     shares,              # (B,O) the object's share of each patch, row-major (notebook 06a's `patch_shares`)
     tokens,              # (B,N,L) bool: the text positions to follow (e.g. from `word_positions`)
 )->Tensor:               # (B,M,N) the share of those tokens' patch mass that lands on the object
-    "How much of the chosen text tokens' transported mass the plans send to the object's patches (chance: the area share)."
+    ("How much of the chosen text tokens' transported mass the plans send to the object's patches "
+     "(chance: the area share).")
     T = _tensor('token_plans', token_plans, 5, '(B,M,N,J,L)')
     B, M, N, J, L = T.shape
     s, w = _tensor('shares', shares, 2, '(B,O)'), torch.as_tensor(tokens).bool().cpu()
     if s.shape != (B, n_patches) or w.shape != (B, N, L):
-        raise ValueError(f"shares must be (B,O) = {(B, n_patches)} and tokens (B,N,L) = {(B, N, L)}, got {tuple(s.shape)} and {tuple(w.shape)}")
+        raise ValueError(f"shares must be (B,O) = {(B, n_patches)} and tokens (B,N,L) = {(B, N, L)}, "
+                         f"got {tuple(s.shape)} and {tuple(w.shape)}")
     per_patch = (T[..., :n_patches, :] * w[:, None, :, None, :]).sum(-1)                   # (B,M,N,O)
     total = per_patch.sum(-1)
-    if not (total > 0).all(): raise ValueError("some image and prompt pair has no patch mass on the chosen tokens: check `tokens`")
+    if not (total > 0).all():
+        raise ValueError("some image and prompt pair has no patch mass on the chosen tokens: check `tokens`")
     return (per_patch * s[:, None, None, :]).sum(-1) / total
 
 def prompt_diversity(
@@ -286,7 +299,8 @@ def attention_maps(
     (N, d), (M, J, d_img), g = h.shape, R.shape, patch_grid(n_patches)
     if d != d_img: raise ValueError(f"h and img_tokens must share the width d: {d} != {d_img}")
     if J < n_patches: raise ValueError(f"img_tokens has J={J} tokens, fewer than n_patches={n_patches}")
-    if m is None and M not in (1, N): raise ValueError(f"with M={M} visual and N={N} textual prompts there is no partner for each n: pass m")
+    if m is None and M not in (1, N):
+        raise ValueError(f"with M={M} visual and N={N} textual prompts there is no partner for each n: pass m")
     if m is not None and not 0 <= m < M: raise ValueError(f"m must be in 0..{M - 1}, got {m}")
     which = torch.arange(N) if m is None and M == N else torch.full((N,), m or 0)
     cos = torch.einsum('nd,nod->no', F.normalize(h, dim=-1), F.normalize(R[which, :n_patches], dim=-1))  # (N,O)
@@ -314,7 +328,8 @@ def plot_attention(
         raise ValueError(f"maps must be (B,R,g,g) for the {len(imgs)} image(s), got {tuple(maps.shape)}")
     titles = [f'textual prompt {r}' for r in range(R)] if titles is None else list(titles)
     if len(titles) != R or (row_labels is not None and len(row_labels) != B):
-        raise ValueError(f"need {R} titles and {B} row labels, got {len(titles)} and {None if row_labels is None else len(row_labels)}")
+        raise ValueError(f"need {R} titles and {B} row labels, "
+                         f"got {len(titles)} and {None if row_labels is None else len(row_labels)}")
     shown = [display_image(im, mean, std) for im in imgs]
     cells = [[(h, t) for h, t in zip(_upsample(_minmax(maps[i]), shown[i].shape[:2]), titles)] for i in range(B)]
     return _overlay_figure(shown, cells, row_labels, alpha, size, title=title, cbar=cbar)
@@ -343,7 +358,7 @@ def plot_prompt_plans(
         ax.set_title(title, fontsize=9); ax.set_xticks(range(N)); ax.set_yticks(range(M))
         ax.set_xlabel('textual prompt n', fontsize=8); ax.tick_params(labelsize=7)
     axs[0].set_ylabel('visual prompt m', fontsize=8)
-    fig.colorbar(im, ax=list(axs), shrink=0.8)
+    fig.colorbar(im, ax=list(axs), shrink=0.8).set_label('share of the transported mass', fontsize=7)
     return fig
 
 # %% ../nbs/10_visualize.ipynb #9d82a479
@@ -353,7 +368,8 @@ def pca(
 )->tuple:      # (n,k) coordinates and (k,) the share of the variance each component explains
     "Principal components of `x` by an SVD of the centred data, signs fixed."
     x = _tensor('x', x, 2, '(n,D), one row per sample').double()
-    if not 1 <= k <= min(x.shape): raise ValueError(f"k must be in 1..{min(x.shape)} for x of shape {tuple(x.shape)}, got {k}")
+    if not 1 <= k <= min(x.shape):
+        raise ValueError(f"k must be in 1..{min(x.shape)} for x of shape {tuple(x.shape)}, got {k}")
     xc = x - x.mean(0)
     U, s, Vh = torch.linalg.svd(xc, full_matrices=False)
     sign = torch.sign(Vh[:k].gather(1, Vh[:k].abs().argmax(1, keepdim=True)))           # (k,1)
@@ -376,7 +392,8 @@ def plot_pca(
     sets = features if isinstance(features, dict) else {'': features}
     y = _tensor('labels', labels, 1, '(n,), one class index per sample').long()
     K = int(y.max()) + 1 if classnames is None else len(classnames)
-    if int(y.min()) < 0 or int(y.max()) >= K: raise ValueError(f"labels must be in 0..{K - 1} (one per class name), got {int(y.min())}..{int(y.max())}")
+    if int(y.min()) < 0 or int(y.max()) >= K:
+        raise ValueError(f"labels must be in 0..{K - 1} (one per class name), got {int(y.min())}..{int(y.max())}")
     fig = Figure(figsize=(size * len(sets) + 1.4, size), layout='constrained')
     axs, colors = fig.subplots(1, len(sets), squeeze=False)[0], _class_colors(K)
     for ax, (title, x) in zip(axs, sets.items()):
@@ -413,7 +430,8 @@ def read_metrics(
 )->tuple:       # (step rows, epoch rows), each a list of dicts in file order
     "The step lines and the epoch lines of a run's metrics log."
     path = Path(run) / 'metrics.jsonl' if Path(run).is_dir() else Path(run)
-    if not path.exists(): raise FileNotFoundError(f"no metrics log at {path}: pass a run folder written by `fit`, or its metrics.jsonl")
+    if not path.exists():
+        raise FileNotFoundError(f"no metrics log at {path}: pass a run folder written by `fit`, or its metrics.jsonl")
     steps, epochs = [], []
     for i, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip(): continue
@@ -421,7 +439,8 @@ def read_metrics(
         except json.JSONDecodeError as e: raise ValueError(f"{path}, line {i} is not JSON: {e}") from None
         need = {'epoch', 'loss', 'acc'} | (set() if row.get('kind') == 'epoch' else {'step', 'lr'})
         missing = need - set(row)
-        if missing: raise ValueError(f"{path}, line {i} lacks {sorted(missing)}: is this a metrics log written by `fit`?")
+        if missing:
+            raise ValueError(f"{path}, line {i} lacks {sorted(missing)}: is this a metrics log written by `fit`?")
         for k in ('loss', 'acc', 'lr'):
             if k in row and not math.isfinite(row[k]):
                 raise ValueError(f"{path}, line {i}: {k} is {row[k]} (epoch {row['epoch']}): the run diverged there")
@@ -464,12 +483,14 @@ def _beta_series(table, metric:str, by:str)->dict:
             line = raw.setdefault(str(row.get(by, '')), {})
             if row['beta'] in line: raise ValueError(f"beta={row['beta']} appears twice for {row.get(by, '')!r}")
             line[row['beta']] = row[metric]
-    else: raise ValueError(f"table must be a non-empty dict beta -> value, dict name -> {{beta: value}}, or list of rows; got {table!r}")
+    else: raise ValueError(f"table must be a non-empty dict beta -> value, dict name -> {{beta: value}}, "
+                           f"or list of rows; got {table!r}")
     out = {}
     for name, d in raw.items():
         pts = sorted((float(b), float(v)) for b, v in d.items())
         if bad := [p for p in pts if not (math.isfinite(p[0]) and math.isfinite(p[1]))]:
-            raise ValueError(f"{metric} table{f' of {name!r}' if name else ''} has NaN or infinite entries (beta, value): {bad}")
+            raise ValueError(f"{metric} table{f' of {name!r}' if name else ''} has NaN or infinite entries "
+                             f"(beta, value): {bad}")
         out[name] = ([b for b, _ in pts], [v for _, v in pts])
     return out
 

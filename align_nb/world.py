@@ -16,7 +16,8 @@ import numpy as np, torch
 import open_clip
 from open_clip.loss import ClipLoss
 from tqdm.auto import tqdm
-from .clip import WORLD_CLIP, WEIGHTS_DIR, PACKAGED, load_clip, save_compact, tokenize, embed_text, encode_image, encode_text
+from .clip import (WORLD_CLIP, WEIGHTS_DIR, PACKAGED, load_clip, save_compact, tokenize, embed_text,
+                           encode_image, encode_text)
 from .loading import _quiet_random_init
 from .data import Datum, DatasetSplits, ArrayImages, register_dataset, CLIP_MEAN, CLIP_STD
 
@@ -73,7 +74,8 @@ def _shading(pattern, rng):
     n, f32 = len(pattern), np.float32
     g = np.arange(IMAGE_SIZE, dtype=f32) + .5
     X, Y = g[None, None, :], g[None, :, None]
-    ph, ang = rng.uniform(0, 2 * np.pi, n).astype(f32)[:, None, None], rng.uniform(0, np.pi, n).astype(f32)[:, None, None]
+    ph, ang = (rng.uniform(0, 2 * np.pi, n).astype(f32)[:, None, None],
+               rng.uniform(0, np.pi, n).astype(f32)[:, None, None])
     out = np.ones((n, IMAGE_SIZE, IMAGE_SIZE), f32)
     for k in (1, 2, 3):
         i = np.flatnonzero(pattern == k)
@@ -98,8 +100,10 @@ def sample_attributes(
     a = {}
     for k, values in ATTRIBUTES.items():
         v = fixed.get(k)
-        a[k] = rng.integers(0, len(values), n) if v is None else np.broadcast_to(np.asarray(v, dtype=np.int64), (n,)).copy()
-        if not ((a[k] >= 0) & (a[k] < len(values))).all(): raise ValueError(f"{k} indices must be in 0..{len(values) - 1}")
+        a[k] = (rng.integers(0, len(values), n) if v is None
+                else np.broadcast_to(np.asarray(v, dtype=np.int64), (n,)).copy())
+        if not ((a[k] >= 0) & (a[k] < len(values))).all():
+            raise ValueError(f"{k} indices must be in 0..{len(values) - 1}")
     if p_plain is not None and 'pattern' not in fixed:
         a['pattern'] = np.where(rng.random(n) < p_plain, 0, rng.integers(1, len(PATTERNS), n))
     a['distractors'] = rng.integers(distractors[0], distractors[1] + 1, n)
@@ -159,8 +163,8 @@ SYNONYMS = dict(small=('small', 'tiny', 'little'), medium=('medium', 'mid-sized'
                 plain=('plain', 'solid'), striped=('striped', 'stripy'), dotted=('dotted', 'spotted'),
                 checkered=('checkered', 'chequered'))
 NOUNS = ('shape', 'object')
-PHOTO_TEMPLATES = ('{}.', 'a photo of {}.', 'an image of {}.', 'there is {}.', 'a picture of {}.', '{} on a grey background.',
-                   'this is {}.', 'a close-up of {}.')
+PHOTO_TEMPLATES = ('{}.', 'a photo of {}.', 'an image of {}.', 'there is {}.', 'a picture of {}.',
+                   '{} on a grey background.', 'this is {}.', 'a close-up of {}.')
 SKETCH_TEMPLATES = ('a drawing of {}.', 'a sketch of {}.', 'an outline of {}.', 'a line drawing of {}.')
 
 def place(row:int, col:int)->str:
@@ -215,7 +219,8 @@ def _no_decay(name, p): return p.ndim < 2 or 'ln' in name or 'bias' in name or '
 
 def pretrain_clip(steps:int=2500, batch_size:int=256, lr:float=2e-3, warmup:int=125, weight_decay:float=0.1, seed:int=0,
                   log_every:int=50, quiet:bool=False, stop_after:int|None=None)->tuple:
-    "Train world-vit from scratch on the world's stream with ClipLoss: (the model in eval mode, the log rows); `stop_after`: only that many steps of the schedule."
+    ("Train world-vit from scratch on the world's stream with ClipLoss: (the model in eval mode, the log rows); "
+     "`stop_after`: only that many steps of the schedule.")
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
@@ -259,14 +264,18 @@ def _parity_order(classes):
     "Classes (attrs, name) with colour + shape even first: both halves then hold every colour and shape."
     return sorted(classes, key=lambda c: (c[0]['colour'] + c[0]['shape']) % 2)
 
-_COMBOS = _parity_order([(dict(colour=c, shape=s), f"{cn} {sn}") for c, cn in enumerate(COLOURS) for s, sn in enumerate(SHAPES)])
+_COMBOS = _parity_order([(dict(colour=c, shape=s), f"{cn} {sn}")
+                         for c, cn in enumerate(COLOURS) for s, sn in enumerate(SHAPES)])
 WORLD_SETS = {   # name: classes [(fixed attributes, class name)], domain, sampling and drawing options, seed
     'world':          dict(classes=_COMBOS, domain='photo', seed=11),
     'world_shapes':   dict(classes=[(dict(shape=s), n) for s, n in enumerate(SHAPES)], domain='photo', seed=12),
-    'world_colours':  dict(classes=[(dict(colour=c), f"{n} shape") for c, n in enumerate(COLOURS)], domain='photo', seed=13),
-    'world_patterns': dict(classes=[(dict(pattern=p, shape=s), f"{pn} {sn}") for p, pn in enumerate(PATTERNS) for s, sn in enumerate(SHAPES)],
+    'world_colours':  dict(classes=[(dict(colour=c), f"{n} shape") for c, n in enumerate(COLOURS)],
+                           domain='photo', seed=13),
+    'world_patterns': dict(classes=[(dict(pattern=p, shape=s), f"{pn} {sn}")
+                                    for p, pn in enumerate(PATTERNS) for s, sn in enumerate(SHAPES)],
                            domain='photo', seed=14),
-    'world_sizes':    dict(classes=[(dict(size=z, shape=s), f"{zn} {sn}") for z, zn in enumerate(SIZES) for s, sn in enumerate(SHAPES)],
+    'world_sizes':    dict(classes=[(dict(size=z, shape=s), f"{zn} {sn}")
+                                    for z, zn in enumerate(SIZES) for s, sn in enumerate(SHAPES)],
                            domain='photo', seed=15),
     'world_places':   dict(classes=[(dict(row=r, col=c), f"shape {place(r, c)}") for r in range(3) for c in range(3)],
                            domain='photo', seed=16),
@@ -275,7 +284,8 @@ WORLD_SETS = {   # name: classes [(fixed attributes, class name)], domain, sampl
     'world_clutter':  dict(classes=_COMBOS, domain='clutter', busy=None, seed=23),
     'world_palette':  dict(classes=_COMBOS, domain='palette', seed=24),
 }
-BUSY = dict(distractors=(1, 3), busy=(.5, .8))   # downstream scenes: 1 to 3 distractors half to 0.8 of the object's size
+# downstream scenes: 1 to 3 distractors half to 0.8 of the object's size
+BUSY = dict(distractors=(1, 3), busy=(.5, .8))
 WORLD_XD_TARGETS = ('world_shapes', 'world_colours', 'world_patterns', 'world_sizes', 'world_places')
 WORLD_DG_TARGETS = ('world_v2', 'world_sketch', 'world_clutter', 'world_palette')
 
@@ -315,16 +325,18 @@ def read_world(
 
 def ground_truth(ds:DatasetSplits, items:list)->tuple:   # (attributes {name: (n,) indices}, masks (n,32,32) in [0, 1])
     "What is in world images `items` (Datums of `ds`, a world set, after any few-shot draw or class subset)."
-    if not hasattr(ds.loader, 'truth'):                     # a WorldImages (by duck type: a re-run notebook's class too)
+    if not hasattr(ds.loader, 'truth'):   # a WorldImages (by duck type: a re-run notebook's class too)
         raise ValueError(f"{ds.name or 'this dataset'} is not a world set: it has no ground truth")
     where = [d.impath.rsplit('/', 1) for d in items]
     a = {k: np.array([ds.loader.truth[s][0][k][int(i)] for s, i in where]) for k in ds.loader.truth['test'][0]}
-    return a, np.stack([ds.loader.truth[s][1][int(i)] for s, i in where]) if where else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32)
+    return a, (np.stack([ds.loader.truth[s][1][int(i)] for s, i in where]) if where
+               else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32))
 
 for _name in WORLD_SETS: register_dataset(_name, partial(read_world, name=_name), needs_root=False)
 
 # %% ../nbs/06a_world.ipynb #faca165d
-def zero_shot_accuracy(clip:torch.nn.Module, ds:DatasetSplits, template:str='a photo of a {}.', split:str='test')->float:
+def zero_shot_accuracy(clip:torch.nn.Module, ds:DatasetSplits, template:str='a photo of a {}.',
+                       split:str='test')->float:
     "Top-1 accuracy (%) of CLIP's plain zero-shot classifier on a world set (images already 32 px)."
     items = {'train': ds.train_x, 'val': ds.val, 'test': ds.test}[split]
     x = to_tensor(np.stack([np.asarray(ds.loader(d)) for d in items]))
