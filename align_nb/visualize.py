@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['patch_grid', 'display_image', 'Explanation', 'explain', 'token_plan_maps', 'plot_token_plans', 'token_labels',
-           'word_positions', 'object_mass', 'prompt_diversity', 'attention_maps', 'plot_attention', 'plot_prompt_plans',
-           'pca', 'plot_pca', 'encode_dataset', 'read_metrics', 'plot_curves', 'plot_beta_ablation']
+           'prompt_labels', 'word_positions', 'object_mass', 'prompt_diversity', 'attention_maps', 'plot_attention',
+           'plot_prompt_plans', 'pca', 'plot_pca', 'encode_dataset', 'read_metrics', 'plot_curves',
+           'plot_beta_ablation']
 
 # %% ../nbs/10_visualize.ipynb #9912bc5d
 import json, math
@@ -23,6 +24,7 @@ from matplotlib.figure import Figure
 from .hierarchical_ot import token_ot
 from .clip import clip_dims, tokenize, _clip_tokenizer
 from .model import PromptCLIP, ImageSide
+from .prompts import _group_inits
 
 # %% ../nbs/10_visualize.ipynb #07f73124
 def _tensor(name:str, x, ndim, shape:str)->Tensor:
@@ -181,6 +183,13 @@ def _token_names(token_names, N:int, L:int)->list:
                          f"got {[len(r) for r in rows] if len(rows) != 1 else len(rows[0])}")
     return [[name or f'token {l}' for l, name in enumerate(r)] for r in rows]
 
+# %% ../nbs/10_visualize.ipynb #fdcf2ee4
+def _prompt_name(prompt_names, n:int, N:int)->str:
+    "Row label of textual prompt n: 'textual prompt n', then its given name (e.g. how it was initialised)."
+    if prompt_names is not None and len(prompt_names) != N:
+        raise ValueError(f"prompt_names must name all N={N} textual prompts, got {len(prompt_names)}")
+    return f'textual prompt {n}' + (f'\n{prompt_names[n]}' if prompt_names is not None and prompt_names[n] else '')
+
 # %% ../nbs/10_visualize.ipynb #b1abe1f1
 def plot_token_plans(
     image,                         # (3,H,W) tensor as the model saw it, or an (H,W,3) array (see `display_image`)
@@ -190,6 +199,7 @@ def plot_token_plans(
     prompt_maps:Tensor|None=None,  # (M,N,J) a per-prompt map over the image tokens, drawn first in each row
     # the text tokens' names: L of them, or N lists of L (one per textual prompt), e.g. `token_labels`
     token_names:list|None=None,
+    prompt_names:list|None=None,   # N names of the textual prompts for the row labels, e.g. `prompt_labels`
     max_tokens:int|None=None,      # draw at most this many tokens per row
     scale:str='map',               # 'map': each map normalised on its own; 'figure': token maps on one scale
     alpha:float=0.5,               # opacity of the maps
@@ -214,7 +224,7 @@ def plot_token_plans(
         cells.append(([(pm[m, n], 'all tokens')] if prompt_maps is not None else [])
                      + [(heat[m, n, l], names[n][l]) for l in tokens])
     how = 'each map scaled to its range' if scale == 'map' else 'one scale for all maps'
-    return _overlay_figure(img, cells, [f'visual prompt {m}\ntextual prompt {n}' for m, n in pairs], alpha, size,
+    return _overlay_figure(img, cells, [f'visual prompt {m}\n' + _prompt_name(prompt_names, n, N) for m, n in pairs], alpha, size,
                            title=title, cbar=f"the token's mass per patch\n({how})")
 
 # %% ../nbs/10_visualize.ipynb #5b030349
@@ -233,6 +243,20 @@ def token_labels(
         if l <= b: return f'ctx {l}'
         return '[EOT]' if l == eot else '' if l > eot else tok.decode([i]).strip()
     return [[name(l, i, int(s.argmax())) for l, i in enumerate(s.tolist())] for s in seqs]
+
+# %% ../nbs/10_visualize.ipynb #6614147f
+def prompt_labels(
+    model:PromptCLIP,  # a model with its classes set
+)->list:               # N short labels, one per textual prompt
+    "How each textual prompt of `model` was initialised: \"from 'a photo' + 'of a'\", 'random', or the template."
+    c = model.cfg
+    if model.text is None: return [f"template '{c.template}'"] * c.n_text
+    def label(init):
+        if init is None: return 'random'
+        words = init.split()
+        learned, fixed = ' '.join(words[:c.n_ctx_text]), ' '.join(words[c.n_ctx_text:])
+        return f"from '{learned}'" + (f" + '{fixed}'" if fixed else '')
+    return [label(s) for s in _group_inits(c.init, c.init_style, c.n_text)]
 
 # %% ../nbs/10_visualize.ipynb #40e26e40
 def word_positions(
