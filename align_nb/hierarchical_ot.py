@@ -215,8 +215,7 @@ def _token_level(z, h, img_tokens, txt_tokens, txt_mask, img_mask, ot):
         raise ValueError(f"beta={ot.beta} needs img_tokens and txt_tokens (or set beta=0)")
     if img_tokens.shape[:2] != z.shape[:2] or txt_tokens.shape[:h.dim() - 1] != h.shape[:-1]:
         raise ValueError(f"token sets {tuple(img_tokens.shape)}, {tuple(txt_tokens.shape)} do not match "
-                         f"z {tuple(z.shape)}"
-                         f" and h {tuple(h.shape)} in (B,M) / (K,N)")
+                         f"z {tuple(z.shape)} and h {tuple(h.shape)} in (B,M) / (K,N)")
     with torch.set_grad_enabled(torch.is_grad_enabled() and ot.mode != 'authors'):
         if h.dim() == 3: return token_ot(img_tokens, txt_tokens, txt_mask, img_mask, ot=ot)
         return torch.cat([token_ot(img_tokens[i:i + 1], txt_tokens[i], txt_mask,              # each image against

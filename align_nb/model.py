@@ -71,8 +71,7 @@ def _check_combinations(c):
                              f"n_text must equal n_vis, got {c.n_text} and {c.n_vis}")
         if c.depth_text != 1 or c.depth_vis != 1:
             raise ValueError("coupling='unified' (UPT) prompts the input level only: depth_text and depth_vis "
-                             "must be 1, "
-                             f"got {c.depth_text} and {c.depth_vis}")
+                             f"must be 1, got {c.depth_text} and {c.depth_vis}")
         if c.n_ctx_vis < 1: raise ValueError("coupling='unified' needs visual prompt tokens: n_ctx_vis >= 1")
     inits = c.init if isinstance(c.init, (list, tuple)) else [c.init]
     if not all(s is None or isinstance(s, str) for s in inits):
@@ -207,7 +206,6 @@ class PromptCLIP(nn.Module):
         cfg = preset(cfg) if isinstance(cfg, str) else cfg
         _check_model_config(cfg)
         self.cfg = cfg = _clamp_depth(cfg, clip_dims(clip))
-        self._ot = (cfg, ot_settings_of(cfg))                                  # the head's settings, converted once
         if (cfg.text == 'learned' and cfg.n_text > 1 and cfg.init is not None and cfg.init_style == 'all'
                 and cfg.depth_text <= 1):
             warnings.warn(f"all {cfg.n_text} textual prompt groups start from the same words {cfg.init!r} and there "
@@ -236,9 +234,8 @@ class PromptCLIP(nn.Module):
 
     @property
     def ot(self)->OTSettings:
-        "The head's OT settings: `cfg`'s OT fields as one `OTSettings`, converted again only when `cfg` is replaced."
-        if self._ot[0] is not self.cfg: self._ot = (self.cfg, ot_settings_of(self.cfg))
-        return self._ot[1]
+        "The head's OT settings: `cfg`'s OT fields as one `OTSettings` (a few microseconds to build, so never stale)."
+        return ot_settings_of(self.cfg)
 
     @property
     def tau(self)->float:
@@ -391,8 +388,9 @@ def features(self:PromptCLIP, images:Tensor, tokens:bool=False)->tuple:
 def head(self:PromptCLIP, img:ImageSide, cls:ClassFeatures, return_plans:bool=False)->Tensor:
     "Logits (B,K) from the two sides' features: ALIGN's hierarchical OT (`align_logits`) with this model's settings."
     def ot_precision(x): return x.to(torch.promote_types(x.dtype, torch.float32))
-    tokens = (ot_precision(img.tokens), ot_precision(cls.tokens), cls.mask) if self.ot.beta != 0 else (None, None, None)
-    return align_logits(ot_precision(img.z), ot_precision(cls.h), *tokens, ot=self.ot, tau=self.tau,
+    ot = self.ot
+    tokens = (ot_precision(img.tokens), ot_precision(cls.tokens), cls.mask) if ot.beta != 0 else (None, None, None)
+    return align_logits(ot_precision(img.z), ot_precision(cls.h), *tokens, ot=ot, tau=self.tau,
                         return_plans=return_plans)
 
 @patch
