@@ -18,9 +18,9 @@ from .train import (TrainConfig, evaluate, load_run, load_checkpoint, unfinished
 from .data import build_dataset, check_subsample, DATASETS
 from .model import PRESETS
 import open_clip
-from .protocols import (ClipSpec, make_clip, transforms_for, recipe, run, few_shot, base_to_new, cross_dataset,
-                                domain_generalisation, run_key, clip_weights_id, resolve_hparams, harmonic_mean,
-                                HPARAMS, CROSS_DATASET_TARGETS, DG_TARGETS)
+from .protocols import (ClipSpec, default_clip, make_clip, transforms_for, recipe, run, few_shot,
+                                base_to_new, cross_dataset, domain_generalisation, run_key, clip_weights_id,
+                                resolve_hparams, harmonic_mean, HPARAMS, CROSS_DATASET_TARGETS, DG_TARGETS)
 from .clip import WORLD_CLIP
 from .world import WORLD_SETS, WORLD_XD_TARGETS, WORLD_DG_TARGETS
 
@@ -31,8 +31,7 @@ MAIN_JOB = dict(epochs=10)    # the main job (the world, base to new): the world
 
 def _auto_clip(model:str, pretrained:str|None, dataset:str|None)->tuple:
     "'auto' model and weights: the world's CLIP on the world's sets, tiny random CLIP on Fashion-MNIST, else ViT-B/16."
-    if model == 'auto':
-        model = WORLD_CLIP if dataset in WORLD_SETS else 'tiny' if dataset == 'fashion_mnist' else 'ViT-B-16'
+    if model == 'auto': model = default_clip(dataset).name
     if pretrained == 'auto':
         known = model != 'tiny' and model in open_clip.list_models()
         tags = open_clip.list_pretrained_tags_by_model(model) if known else []
@@ -81,7 +80,9 @@ def _ints(s, flag:str='--shots')->tuple:
 def _shots(s)->int:
     "One shot count: an integer >= 1, or 'all' (0, every training image)."
     if str(s).strip().lower() == 'all': return 0
-    vals = _ints(s, '--shots')
+    try: vals = _ints(s, '--shots')
+    except ValueError: raise ValueError(f"--shots takes one integer >= 1, or 'all' (every training image), "
+                                        f"got {s!r}") from None
     if len(vals) > 1: raise ValueError(f"--shots takes one number here (or 'all'), got {s!r}")
     return vals[0]
 

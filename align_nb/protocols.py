@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['HPARAMS', 'WORLD_CROP', 'PROTOCOLS', 'OWN_RECIPE', 'CUSTOM_TEMPLATES', 'PAPER_BASE2NEW', 'PAPER_CROSS_DATASET',
            'PAPER_DG', 'PAPER_FEW_SHOT', 'PAPER_METHOD', 'CROSS_DATASET_TARGETS', 'DG_TARGETS', 'resolve_hparams',
-           'recipe', 'ClipSpec', 'make_clip', 'transforms_for', 'hand_template', 'clip_weights_id', 'absolute_spec',
-           'run_identity', 'training_identity', 'run', 'load_paper_tables', 'paper_backbone', 'write_table', 'run_key',
-           'few_shot', 'harmonic_mean', 'base_to_new', 'cross_dataset', 'domain_generalisation', 'read_table',
-           'plot_base_to_new', 'plot_few_shot']
+           'recipe', 'ClipSpec', 'default_clip', 'make_clip', 'transforms_for', 'hand_template', 'clip_weights_id',
+           'absolute_spec', 'run_identity', 'training_identity', 'run', 'load_paper_tables', 'paper_backbone',
+           'write_table', 'run_key', 'few_shot', 'harmonic_mean', 'base_to_new', 'cross_dataset',
+           'domain_generalisation', 'read_table', 'plot_base_to_new', 'plot_few_shot']
 
 # %% ../nbs/08_protocols.ipynb #eac4a837
 import csv, functools, hashlib, json, math, numbers, os, re, statistics, time
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import ScalarFormatter
-from .clip import load_clip, tiny_clip
+from .clip import load_clip, tiny_clip, WORLD_CLIP
 from .model import PromptCLIP, preset as model_preset, COST_ONLY
 from .data import build_dataset, train_transform, test_transform, check_subsample, DATASETS
 from .world import WORLD_SETS, WORLD_XD_TARGETS, WORLD_DG_TARGETS
@@ -90,6 +90,11 @@ class ClipSpec:
     name:str='ViT-B-16'           # open_clip model name; 'tiny' for the tiny test CLIP (03)
     pretrained:str|None='openai'  # tag, checkpoint path, or None for random weights
     seed:int=0                    # the random weights' seed when pretrained is None
+
+def default_clip(dataset:str)->ClipSpec:
+    "The CLIP a run uses when none is named: the world's on a world set, the tiny random one on Fashion-MNIST, else ViT-B/16."
+    if dataset in WORLD_SETS: return ClipSpec(WORLD_CLIP, 'world')
+    return ClipSpec('tiny', None) if dataset == 'fashion_mnist' else ClipSpec()
 
 def make_clip(spec:ClipSpec, device='cpu'):
     "Build the frozen CLIP a `ClipSpec` describes (random weights are the same for the same seed)."
@@ -226,10 +231,10 @@ def _test_accuracies(model, sets, hand, test_tf, batch_size, device, quiet)->tup
 
 # %% ../nbs/08_protocols.ipynb #43ead74b
 def run(
-    dataset:str='fashion_mnist',  # training dataset (a key of align_nb.data.DATASETS)
+    dataset:str='world',          # training dataset (a key of align_nb.data.DATASETS)
     root:str|None=None,           # folder holding the datasets (Dassl's DATASET.ROOT)
     preset:str='align',           # model preset (05)
-    clip:ClipSpec=ClipSpec(),     # the frozen CLIP
+    clip:ClipSpec|None=None,      # the frozen CLIP; None: `default_clip(dataset)`
     shots:int=16,                 # shots per class (0: all training images)
     seed:int=1,                   # few-shot draw, prompt init, data order
     subsample:str='all',          # train classes: 'all', 'base' or 'new'
@@ -246,6 +251,7 @@ def run(
     quiet:bool=False,
 )->dict:                          # results: accuracies in % per test set, times in s, the identity
     "Train one model and evaluate it: the unit every protocol is made of."
+    if clip is None: clip = default_clip(dataset)
     if crop_scale is None: crop_scale = WORLD_CROP if dataset in WORLD_SETS else (0.08, 1.0)
     _check_run_args(dataset, clip, shots, seed, subsample, train, model_changes, eval_on, crop_scale, n_test)
     clip = absolute_spec(clip)
