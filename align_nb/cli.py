@@ -19,7 +19,7 @@ from .data import build_dataset, check_subsample, DATASETS
 from .model import PRESETS
 import open_clip
 from .protocols import (ClipSpec, default_clip, make_clip, transforms_for, recipe, run, few_shot,
-                                base_to_new, cross_dataset, domain_generalisation, run_key, clip_weights_id,
+                                base_to_new, cross_dataset, domain_generalisation, run_key, clip_weights_id, check_clip_weights,
                                 resolve_hparams, harmonic_mean, HPARAMS, CROSS_DATASET_TARGETS, DG_TARGETS)
 from .clip import WORLD_CLIP
 from .world import WORLD_SETS, WORLD_XD_TARGETS, WORLD_DG_TARGETS
@@ -353,13 +353,7 @@ def align_nb_eval(
                                 "have none)")
     ckpt = load_checkpoint(Path(run_dir) / CKPT)
     spec = ClipSpec(**ckpt['meta']['clip'])
-    saved = ckpt['meta'].get('identity', {}).get('clip', {}).get('weights')
-    if saved and not os.path.isfile(spec.pretrained):
-        raise FileNotFoundError(f"the CLIP weights file this run was trained on, {spec.pretrained}, is not there: put "
-                                "it back, or evaluate with the same file at that path")
-    if saved and clip_weights_id(spec) != saved:
-        raise ValueError(f"the CLIP weights file {spec.pretrained} is not the one this run was trained on (its "
-                         "SHA-256 changed)")
+    check_clip_weights(spec, ckpt['meta'].get('identity', {}).get('clip', {}).get('weights'))
     clip = make_clip(spec, dev)
     with warnings.catch_warnings(record=True) as notes:
         warnings.simplefilter('always')

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['COST_ONLY', 'PRESETS', 'PromptConfig', 'ot_settings_of', 'preset', 'ClassFeatures', 'ImageSide', 'PromptCLIP',
-           'build_model']
+           'build_model', 'Predictions']
 
 # %% ../nbs/05_model.ipynb #3096dd90
 import math, numbers, warnings
@@ -222,7 +222,7 @@ class PromptCLIP(nn.Module):
         self.generator = (UnifiedPrompts(clip, cfg.n_text, cfg.n_ctx_text, cfg.n_ctx_vis, cfg.unified_mix)
                           if unified else None)
         self.meta = MetaNet(clip) if cfg.meta_net else None
-        self.classnames, self._cache = [], None
+        self.classnames, self._cache, self._preprocess = [], None, None
         self._image_fn = torch.compile(encode_image) if cfg.compile else encode_image
         if classnames is not None: self.set_classes(classnames)
 
@@ -441,3 +441,63 @@ def build_model(
     elif changes: cfg = replace(cfg, **changes)
     if isinstance(clip, str): clip = load_clip(clip, pretrained, device=device)
     return PromptCLIP(clip, cfg, classnames).to(device)
+
+# %% ../nbs/05_model.ipynb #23df81fe
+class Predictions(NamedTuple):
+    "The top classes of each image: indices (B,k) into the classes, their probabilities (B,k), and their names."
+    indices: Tensor
+    probs: Tensor
+    names: list
+
+@patch
+def preprocess(self:PromptCLIP, image)->Tensor:
+    "One PIL image as this CLIP's test transform makes it: (3,H,W), resized, centre-cropped and normalised."
+    if self._preprocess is None:
+        import open_clip
+        c = self.clip.visual.preprocess_cfg
+        self._preprocess = open_clip.image_transform(c['size'], is_train=False, mean=c['mean'], std=c['std'],
+                                                     resize_mode=c.get('resize_mode'),
+                                                     interpolation=c.get('interpolation'),
+                                                     fill_color=c.get('fill_color', 0))
+    return self._preprocess(image)
+
+def _load_one(model, item)->Tensor:
+    "A (3,H,W) tensor from a PIL image, a path or a preprocessed (3,H,W) tensor."
+    from pathlib import Path
+    from PIL import Image
+    if isinstance(item, Tensor):
+        if item.ndim != 3: raise ValueError(f"a tensor in the list must be one image (3,H,W), got {tuple(item.shape)}")
+        return item
+    if isinstance(item, (str, Path)):
+        if not Path(item).is_file(): raise FileNotFoundError(f"no image file at {item}")
+        with Image.open(item) as im: return model.preprocess(im)
+    if isinstance(item, Image.Image): return model.preprocess(item)
+    raise TypeError(f"an image must be a PIL image, a path or a preprocessed (3,H,W) tensor, got {type(item).__name__}")
+
+@patch
+def predict(self:PromptCLIP,
+            images,                # a PIL image, a path, a (3,H,W) or (B,3,H,W) tensor, or a list of these
+            topk:int=5,            # classes per image (at most K)
+            batch_size:int=64,     # images per forward pass
+           )->Predictions:
+    "The top-k classes of each image with their probabilities, in eval mode and without gradients."
+    if not self.classnames: raise RuntimeError("the model has no classes yet: call set_classes(names) first")
+    if not _is_int(topk) or topk < 1: raise ValueError(f"topk must be an integer >= 1, got {topk!r}")
+    if not _is_int(batch_size) or batch_size < 1: raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if isinstance(images, Tensor): items = list(images[None] if images.ndim == 3 else images)
+    else: items = list(images) if isinstance(images, (list, tuple)) else [images]
+    if not items: raise ValueError("no images to predict")
+    device, was_training, out = self.clip.logit_scale.device, self.training, []
+    self.eval()
+    try:
+        with torch.no_grad():
+            for i in range(0, len(items), batch_size):
+                x = torch.stack([_load_one(self, it) for it in items[i:i + batch_size]]).to(device)
+                out.append(self(x).float())
+    finally: self.train(was_training)
+    logits = torch.cat(out)
+    if bad := int((~torch.isfinite(logits).all(-1)).sum()):
+        raise FloatingPointError(f"the logits of {bad} of {len(items)} images are not finite: the prompts or the "
+                                 "images hold NaN or inf, so no prediction is reported")
+    probs, idx = logits.softmax(-1).topk(min(topk, len(self.classnames)), -1)
+    return Predictions(idx.cpu(), probs.cpu(), [[self.classnames[j] for j in row] for row in idx.tolist()])

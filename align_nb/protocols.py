@@ -6,8 +6,8 @@
 __all__ = ['HPARAMS', 'WORLD_CROP', 'PROTOCOLS', 'OWN_RECIPE', 'CUSTOM_TEMPLATES', 'PAPER_BASE2NEW', 'PAPER_CROSS_DATASET',
            'PAPER_DG', 'PAPER_FEW_SHOT', 'PAPER_METHOD', 'CROSS_DATASET_TARGETS', 'DG_TARGETS', 'resolve_hparams',
            'recipe', 'ClipSpec', 'default_clip', 'make_clip', 'transforms_for', 'hand_template', 'clip_weights_id',
-           'absolute_spec', 'run_identity', 'training_identity', 'run', 'load_paper_tables', 'paper_backbone',
-           'write_table', 'run_key', 'few_shot', 'harmonic_mean', 'base_to_new', 'cross_dataset',
+           'check_clip_weights', 'absolute_spec', 'run_identity', 'training_identity', 'run', 'load_paper_tables',
+           'paper_backbone', 'write_table', 'run_key', 'few_shot', 'harmonic_mean', 'base_to_new', 'cross_dataset',
            'domain_generalisation', 'read_table', 'plot_base_to_new', 'plot_few_shot']
 
 # %% ../nbs/08_protocols.ipynb #eac4a837
@@ -163,6 +163,16 @@ def clip_weights_id(clip:ClipSpec)->str|None:
     if p is None or not os.path.isfile(p): return None
     st = os.stat(p)
     return 'sha256:' + _sha256_file(os.path.abspath(p), st.st_size, st.st_mtime_ns)
+
+def check_clip_weights(spec:ClipSpec, saved:str|None):
+    "Refuse to rebuild a saved model on a weights file that is missing or not the one recorded (`saved`, its SHA-256)."
+    if not saved: return
+    if not os.path.isfile(spec.pretrained):
+        raise FileNotFoundError(f"the CLIP weights file this model was trained on, {spec.pretrained}, is not there: "
+                                "put it back, or use the same file at that path")
+    if clip_weights_id(spec) != saved:
+        raise ValueError(f"the CLIP weights file {spec.pretrained} is not the one this model was trained on (its "
+                         "SHA-256 changed)")
 
 def _clip_identity(clip:ClipSpec)->dict:
     "The CLIP part of a run's identity: a weights file by its content, wherever it lies; a tag or random seed as given."
