@@ -14,7 +14,8 @@ from typing import NamedTuple
 import torch
 from torch import nn, Tensor
 from .hierarchical_ot import align_logits, length_buckets, OTSettings
-from .clip import load_clip, clip_dims, encode_image, encode_text, embed_text, tokenize, _check_images
+from .clip import (load_clip, clip_dims, encode_image, encode_text, embed_text, tokenize, _check_images,
+                           _tower_kind, UNPROMPTED)
 from .prompts import TextPrompts, VisualPrompts, MetaNet, UnifiedPrompts, _clean_classnames
 from fastcore.basics import patch
 
@@ -187,6 +188,13 @@ def _check_model_config(cfg):
         raise ValueError("visual_support='patches' (PLOT) has no token sets per visual prompt: set beta=0")
     ot_settings_of(cfg)                                                       # e.g. mode='authors' with entropic=True
 
+def _check_tower(cfg, clip):
+    "Refuse a configuration that prompts an image tower which takes no prompts, naming the presets that run there."
+    if _tower_kind(clip.visual) != 'vit' and cfg.coupling != 'none':
+        raise ValueError(f"this configuration prompts the image (coupling={cfg.coupling!r}), but this CLIP's image "
+                         f"tower is {type(clip.visual).__name__}, which takes no prompts; the presets that run on it: "
+                         f"{', '.join(UNPROMPTED)}")
+
 @contextmanager
 def _grad_checkpointing(transformer:nn.Module, on:bool):
     "Checkpoint the text tower's blocks (or not) for the duration of one call, then restore the flag as it was."
@@ -205,6 +213,7 @@ class PromptCLIP(nn.Module):
         super().__init__()
         cfg = preset(cfg) if isinstance(cfg, str) else cfg
         _check_model_config(cfg)
+        _check_tower(cfg, clip)
         self.cfg = cfg = _clamp_depth(cfg, clip_dims(clip))
         if (cfg.text == 'learned' and cfg.n_text > 1 and cfg.init is not None and cfg.init_style == 'all'
                 and cfg.depth_text <= 1):
@@ -329,7 +338,7 @@ def encode_images(self:PromptCLIP, images:Tensor)->ImageSide:
     if self.visual is not None:
         prompts = self.visual(self.text.layer_prompts if self.cfg.coupling == 'projected' else None)
     elif self.generator is not None: prompts = [self.generator.visual()]                  # UPT: input level
-    f = self._image_fn(self.clip, images, prompts)
+    f = self._image_fn(self.clip, images, prompts, tokens=self.cfg.visual_support == 'patches' or self.cfg.beta != 0)
     if self.cfg.visual_support == 'patches': return ImageSide(f.tokens[:, 0], f.tokens)   # PLOT: z (B,O,d)
     return ImageSide(f.z, f.tokens)
 
@@ -339,7 +348,7 @@ def _global_feature(self:PromptCLIP, images:Tensor, img:ImageSide)->Tensor:
     "The plain image's L2-normalised global feature (B,d): what CoCoOp's meta-net reads."
     if self.visual is None and self.generator is None and self.cfg.visual_support == 'prompts': return img.z[:, 0]
     with torch.no_grad():
-        return self._image_fn(self.clip, images, None).z[:, 0]             # no prompts: nothing to learn
+        return self._image_fn(self.clip, images, None, tokens=False).z[:, 0]             # no prompts: nothing to learn
 
 @patch
 def _encode_conditioned(self:PromptCLIP, shift:Tensor, tokens:bool=False)->ClassFeatures:

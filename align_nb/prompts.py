@@ -241,7 +241,7 @@ class MetaNet(nn.Module):
         dims = clip_dims(model)
         hidden = max(1, dims.d // reduction)
         self.net = nn.Sequential(OrderedDict(linear1=nn.Linear(dims.d, hidden), relu=nn.ReLU(),
-                                             linear2=nn.Linear(hidden, dims.d_t))).to(model.visual.conv1.weight.device)
+                                             linear2=nn.Linear(hidden, dims.d_t))).to(model.logit_scale.device)
     def forward(self, z:Tensor)->Tensor:   # z: (B,d) L2-normalised image features -> (B,d_t)
         return self.net(z)
 
