@@ -175,13 +175,14 @@ def align_nb_main(
     num_workers:int=0,              # data-loading processes
     clip_seed:int=0,                # seed of random CLIP weights
     quiet:bool=False,               # no progress bars
+    tensorboard:bool=False,         # also write TensorBoard scalars to the run folder (needs the tensorboard package)
 ):
     "Train prompts on one dataset; report zero-shot and trained test accuracy (no arguments: the offline main job)."
     t0 = time.time()
     _check_names(None, dataset, None)
     model, pretrained = _auto_clip(model, pretrained, dataset)
     n_shots, clip = _shots(shots), _clip_spec(model, pretrained, clip_seed)
-    changes = _train_changes(epochs, lr, batch_size, num_workers)
+    changes = {**_train_changes(epochs, lr, batch_size, num_workers), **({'tensorboard': True} if tensorboard else {})}
     _check('--crop_scale', crop_scale, 'share'); _check('--n_test', n_test, 'count')
     if classes not in ('auto', 'all', 'base'): raise ValueError(f"--classes must be auto, all or base, got {classes!r}")
     if resume and not out: raise ValueError("--resume needs --out, the run folder to continue")

@@ -5,8 +5,9 @@
 # %% auto #0
 __all__ = ['TRAIN_COST_ONLY', 'TrainConfig', 'lr_at', 'EpochSampler', 'SeededDataset', 'fit', 'DivergenceError',
            'save_checkpoint', 'load_checkpoint', 'config_differences', 'check_resumable', 'evaluate', 'unfinished',
-           'load_run', 'CKPT', 'METRICS', 'RESULTS', 'LOCK', 'DistInfo', 'dist_info', 'is_main', 'setup_distributed',
-           'ShardedBatches', 'RunFolderBusy', 'claim_out_dir', 'release_out_dir', 'prepare_out_dir', 'run_folder']
+           'load_run', 'read_metrics', 'plot_curves', 'CKPT', 'METRICS', 'RESULTS', 'LOCK', 'DistInfo', 'dist_info',
+           'is_main', 'setup_distributed', 'ShardedBatches', 'RunFolderBusy', 'claim_out_dir', 'release_out_dir',
+           'prepare_out_dir', 'run_folder']
 
 # %% ../nbs/07_train.ipynb #51c490ab
 import json, math, numbers, os, random, signal, sys, time, warnings
@@ -16,12 +17,13 @@ import torch
 from torch import nn, Tensor
 from torch.utils.data import Dataset, DataLoader, Sampler, Subset
 from tqdm.auto import tqdm
+from matplotlib.figure import Figure
 import align_nb
 from .sinkhorn import NonFiniteError
 from .model import PromptCLIP, PromptConfig, COST_ONLY as MODEL_COST_ONLY
 from .data import DatasetSplits
-from .runs import (CKPT, METRICS, RESULTS, LOCK, DistInfo, dist_info, is_main, setup_distributed,
-                           ShardedBatches, RunFolderBusy, claim_out_dir, release_out_dir, prepare_out_dir, run_folder,
+from .runs import (CKPT, METRICS, RESULTS, LOCK, CURVES, TENSORBOARD, DistInfo, dist_info, is_main,
+                           setup_distributed, ShardedBatches, RunFolderBusy, claim_out_dir, release_out_dir, prepare_out_dir, run_folder,
                            _check_batch, _on_main, _all_sum, _global_sums, _data_parallel, _StopRequest,
                            _ignore_signals, _write_atomic, _truncate_metrics, _rng_state, _set_rng_state)
 
@@ -41,6 +43,8 @@ def _check_train_config(c):
             raise TypeError(f"TrainConfig.{f} must be an integer{'' if lo is None else f' >= {lo}'}, "
                             f"got {type(v).__name__} {v!r}")
         if lo is not None and v < lo: raise ValueError(f"TrainConfig.{f} must be an integer >= {lo}, got {v}")
+    if not isinstance(c.tensorboard, bool):
+        raise TypeError(f"TrainConfig.tensorboard must be True or False, got {c.tensorboard!r}")
     for f, lo, hi in [('lr', 0, None), ('warmup_lr', 0, None), ('momentum', None, 1), ('weight_decay', None, None)]:
         v = getattr(c, f)
         dom = {'lr': '> 0', 'warmup_lr': '> 0', 'momentum': 'in [0, 1)', 'weight_decay': '>= 0'}[f]
@@ -65,9 +69,10 @@ class TrainConfig:
     num_workers:int=0          # data-loading processes
     seed:int=1                 # data order and augmentation (and the few-shot draw, upstream)
     log_every:int=10           # steps between lines of the metrics log
+    tensorboard:bool=False     # also write the log's scalars for TensorBoard (needs the tensorboard package)
     def __post_init__(self): _check_train_config(self)
 
-TRAIN_COST_ONLY = ('test_batch_size', 'num_workers', 'log_every')   # change the cost or the log, never the result
+TRAIN_COST_ONLY = ('test_batch_size', 'num_workers', 'log_every', 'tensorboard')   # change the cost or the log, never the result
 
 
 # %% ../nbs/07_train.ipynb #dd2e0255
@@ -133,6 +138,7 @@ def _fit(model, train_ds, cfg, out, resume, device, meta, quiet)->dict:
     if resume: _resume(run)
     run.net = _data_parallel(model, device)
     run.log = open(out / METRICS, 'a') if run.rank == 0 else None
+    run.tb = _tensorboard(out, run.state['global_step'] or None) if cfg.tensorboard and run.rank == 0 else None
     stop = _StopRequest()
     run.t0 = time.time()
     try:
@@ -144,6 +150,8 @@ def _fit(model, train_ds, cfg, out, resume, device, meta, quiet)->dict:
     finally:
         stop.release()
         if run.log: run.log.close()
+        if run.tb: run.tb.close()
+    if run.rank == 0: _draw_curves(out)
     return run.summary
 
 def _train_epoch(run, epoch:int, stop:_StopRequest):
@@ -199,10 +207,15 @@ class _Run:
         self.steps = n // cfg.batch_size if self.drop_last else math.ceil(n / cfg.batch_size)
         self.batch = cfg.batch_size if self.drop_last else n                               # the global batch of a step
         self.net, self.log, self.summary, self.updating, self.t0 = model, None, {}, False, time.time()
+        self.tb = None                                                         # a TensorBoard writer, if asked
         self.run_loss = self.run_correct = self.run_seen = 0                    # the steps since the last log line
     def write(self, **row):
         "A line of the metrics log (process 0 alone holds it open)."
         if self.log: self.log.write(json.dumps(row) + '\n'); self.log.flush()
+        if self.tb:
+            group = 'epoch' if row.get('kind') == 'epoch' else 'train'
+            for k in ('loss', 'acc', 'lr'):
+                if k in row: self.tb.add_scalar(f'{group}/{k}', row[k], row['step'])
 
 
 # %% ../nbs/07_train.ipynb #d8a65a53
@@ -442,3 +455,63 @@ def load_run(out_dir, clip:nn.Module, device='cpu')->PromptCLIP:
     model = PromptCLIP(clip, PromptConfig(**ckpt['model_config']), ckpt['classnames']).to(device)
     return model.load_prompt_state_dict(ckpt['prompts'])
 
+
+# %% ../nbs/07_train.ipynb #8b7ebd3c
+def read_metrics(
+    run,        # a run folder, or its metrics.jsonl
+)->tuple:       # (step rows, epoch rows), each a list of dicts in file order
+    "The step lines and the epoch lines of a run's metrics log."
+    path = Path(run) / 'metrics.jsonl' if Path(run).is_dir() else Path(run)
+    if not path.exists():
+        raise FileNotFoundError(f"no metrics log at {path}: pass a run folder written by `fit`, or its metrics.jsonl")
+    steps, epochs = [], []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip(): continue
+        try: row = json.loads(line)
+        except json.JSONDecodeError as e: raise ValueError(f"{path}, line {i} is not JSON: {e}") from None
+        need = {'epoch', 'loss', 'acc'} | (set() if row.get('kind') == 'epoch' else {'step', 'lr'})
+        missing = need - set(row)
+        if missing:
+            raise ValueError(f"{path}, line {i} lacks {sorted(missing)}: is this a metrics log written by `fit`?")
+        for k in ('loss', 'acc', 'lr'):
+            if k in row and not math.isfinite(row[k]):
+                raise ValueError(f"{path}, line {i}: {k} is {row[k]} (epoch {row['epoch']}): the run diverged there")
+        (epochs if row.get('kind') == 'epoch' else steps).append(row)
+    if not steps: raise ValueError(f"{path} has no step lines: nothing to plot")
+    return steps, epochs
+
+# %% ../nbs/07_train.ipynb #1a690d8e
+def plot_curves(
+    run,             # a run folder, or its metrics.jsonl
+    size:float=2.6,  # inches per panel
+)->Figure:
+    "Loss, training accuracy and learning rate of a run, per logged step and per epoch."
+    steps, epochs = read_metrics(run)
+    end = {}                                                                            # epoch -> its last logged step
+    for r in steps: end[r['epoch']] = max(end.get(r['epoch'], 0), r['step'])
+    fig = Figure(figsize=(3 * size + 0.4, size), layout='constrained')
+    axs = fig.subplots(1, 3)
+    x = [r['step'] for r in steps]
+    for ax, key, title in zip(axs, ('loss', 'acc', 'lr'), ('training loss', 'training accuracy (%)', 'learning rate')):
+        ax.plot(x, [r[key] for r in steps], lw=1, label='logged steps')
+        if key != 'lr':
+            ep = [r for r in epochs if r['epoch'] in end]
+            ax.plot([end[r['epoch']] for r in ep], [r[key] for r in ep], 'o-', ms=3, lw=1, label='epoch mean')
+        ax.set_title(title, fontsize=9); ax.set_xlabel('step', fontsize=8); ax.tick_params(labelsize=7)
+    axs[2].set_yscale('log')
+    axs[0].legend(fontsize=7)
+    return fig
+
+# %% ../nbs/07_train.ipynb #7923605f
+def _draw_curves(out:Path):
+    "Save the run's learning curves in its folder; a log that cannot be drawn is a warning, never a failed run."
+    try: plot_curves(out).savefig(out / CURVES, dpi=110)
+    except (ValueError, FileNotFoundError) as e: warnings.warn(f"no {CURVES} for {out}: {e}")
+
+def _tensorboard(out:Path, purge_step:int|None=None):
+    "A TensorBoard writer in the run folder (a resumed run drops the events after its checkpoint), or an ImportError."
+    try: from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:
+        raise ImportError("tensorboard=True (--tensorboard) writes TensorBoard logs and needs the tensorboard package: "
+                          "pip install tensorboard") from e
+    return SummaryWriter(str(out / TENSORBOARD), purge_step=purge_step)

@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['patch_grid', 'display_image', 'Explanation', 'explain', 'token_plan_maps', 'plot_token_plans', 'token_labels',
            'prompt_labels', 'word_positions', 'object_mass', 'prompt_diversity', 'attention_maps', 'plot_attention',
-           'plot_prompt_plans', 'pca', 'plot_pca', 'encode_dataset', 'read_metrics', 'plot_curves',
-           'plot_beta_ablation']
+           'plot_prompt_plans', 'pca', 'plot_pca', 'encode_dataset', 'plot_beta_ablation', 'read_metrics',
+           'plot_curves']
 
 # %% ../nbs/10_visualize.ipynb #9912bc5d
 import json, math
@@ -448,51 +448,9 @@ def encode_dataset(
     if not sides: raise ValueError("the dataset is empty: nothing to encode")
     return ImageSide(torch.cat([s.z for s in sides]), torch.cat([s.tokens for s in sides])), torch.cat(labels)
 
-# %% ../nbs/10_visualize.ipynb #8b7ebd3c
-def read_metrics(
-    run,        # a run folder, or its metrics.jsonl
-)->tuple:       # (step rows, epoch rows), each a list of dicts in file order
-    "The step lines and the epoch lines of a run's metrics log."
-    path = Path(run) / 'metrics.jsonl' if Path(run).is_dir() else Path(run)
-    if not path.exists():
-        raise FileNotFoundError(f"no metrics log at {path}: pass a run folder written by `fit`, or its metrics.jsonl")
-    steps, epochs = [], []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip(): continue
-        try: row = json.loads(line)
-        except json.JSONDecodeError as e: raise ValueError(f"{path}, line {i} is not JSON: {e}") from None
-        need = {'epoch', 'loss', 'acc'} | (set() if row.get('kind') == 'epoch' else {'step', 'lr'})
-        missing = need - set(row)
-        if missing:
-            raise ValueError(f"{path}, line {i} lacks {sorted(missing)}: is this a metrics log written by `fit`?")
-        for k in ('loss', 'acc', 'lr'):
-            if k in row and not math.isfinite(row[k]):
-                raise ValueError(f"{path}, line {i}: {k} is {row[k]} (epoch {row['epoch']}): the run diverged there")
-        (epochs if row.get('kind') == 'epoch' else steps).append(row)
-    if not steps: raise ValueError(f"{path} has no step lines: nothing to plot")
-    return steps, epochs
-
-# %% ../nbs/10_visualize.ipynb #1a690d8e
-def plot_curves(
-    run,             # a run folder, or its metrics.jsonl
-    size:float=2.6,  # inches per panel
-)->Figure:
-    "Loss, training accuracy and learning rate of a run, per logged step and per epoch."
-    steps, epochs = read_metrics(run)
-    end = {}                                                                            # epoch -> its last logged step
-    for r in steps: end[r['epoch']] = max(end.get(r['epoch'], 0), r['step'])
-    fig = Figure(figsize=(3 * size + 0.4, size), layout='constrained')
-    axs = fig.subplots(1, 3)
-    x = [r['step'] for r in steps]
-    for ax, key, title in zip(axs, ('loss', 'acc', 'lr'), ('training loss', 'training accuracy (%)', 'learning rate')):
-        ax.plot(x, [r[key] for r in steps], lw=1, label='logged steps')
-        if key != 'lr':
-            ep = [r for r in epochs if r['epoch'] in end]
-            ax.plot([end[r['epoch']] for r in ep], [r[key] for r in ep], 'o-', ms=3, lw=1, label='epoch mean')
-        ax.set_title(title, fontsize=9); ax.set_xlabel('step', fontsize=8); ax.tick_params(labelsize=7)
-    axs[2].set_yscale('log')
-    axs[0].legend(fontsize=7)
-    return fig
+# %% ../nbs/10_visualize.ipynb #f4eb71c8
+from .train import read_metrics, plot_curves
+_all_ = ['read_metrics', 'plot_curves']
 
 # %% ../nbs/10_visualize.ipynb #42460897
 def _beta_series(table, metric:str, by:str)->dict:
