@@ -229,7 +229,11 @@ def _text_tower(model):
     pool = getattr(tower, 'text_pool_type', getattr(tower, 'pool_type', None))
     if tower.attn_mask is None or pool != 'argmax' or getattr(tower, 'cls_emb', None) is not None:
         raise ValueError("the text tower must be causal with EOT (argmax) pooling and no class token, as CLIP's is; "
-                         f"this one has pool_type={pool!r}, causal mask: {tower.attn_mask is not None}")
+                         f"this one has pool_type={pool!r}, causal mask: {tower.attn_mask is not None}. SigLIP-family "
+                         "towers (no causal mask, last-token pooling, their own tokenizer) are not supported yet: the "
+                         "prompts here are placed after CLIP's start token and the class feature is read at its "
+                         "end-of-text token, which such towers do not have. Use a CLIP-family model (ViT-B-16, RN50, "
+                         "convnext_base, ...)")
     if tower.text_projection is None: raise ValueError("the text tower has no text_projection")
     return tower
 
