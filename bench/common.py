@@ -1,7 +1,7 @@
 """Shared pieces of the benchmarks: the authors' algorithm on align_nb's building blocks, and a harness that runs each
 configuration in a fresh process and measures its time (median) and peak memory.
 
-The authors' algorithm (REFERENCE 1.8 to 1.15), written with align_nb's towers and prompt learners so that only the
+The authors' algorithm (appendix A.8 to A.15 of the course, nbs/A_authors_code.ipynb), written with align_nb's towers and prompt learners so that only the
 algorithm differs from align_nb's:
 - the text tower runs every class prompt on all 77 positions (no truncation, no length buckets);
 - class features are never cached: they are re-encoded at every call, in training and at every test batch;
@@ -19,7 +19,7 @@ def imagenet_classnames(K):
     return list(IMAGENET_CLASSNAMES[:K])
 
 def authors_sinkhorn(K, u, v, max_iter=100, thresh=1e-2):
-    "REFERENCE 1.8: scaling iterations from r = c = 1, stop when mean|dr| < thresh (a host sync per iteration)."
+    "Appendix A.8: scaling iterations from r = c = 1, stop when mean|dr| < thresh (a host sync per iteration)."
     r, c = torch.ones_like(u), torch.ones_like(v)
     for _ in range(max_iter):
         r0 = r
@@ -29,7 +29,7 @@ def authors_sinkhorn(K, u, v, max_iter=100, thresh=1e-2):
     return torch.matmul(r.unsqueeze(-1), c.unsqueeze(-2)) * K
 
 def authors_head(z, h, img_tokens, txt_tokens, txt_mask, tau, eps=0.1):
-    "REFERENCE 1.9, 1.10: the (b,k) loop for the token level, one prompt-level call, logits <T, cos>/tau."
+    "Appendix A.9, A.10: the (b,k) loop for the token level, one prompt-level call, logits <T, cos>/tau."
     B, M, K, N = z.shape[0], z.shape[1], h.shape[0], h.shape[1]
     lengths = txt_mask[:, 0].sum(-1).tolist()
     sims = []

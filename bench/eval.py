@@ -2,7 +2,7 @@
 the class-feature cache and the vectorised, chunked OT, against the authors' algorithm.
 
 The authors' code re-encodes all K*N class prompts (77 tokens each) for every test batch and runs the OT head as a
-Python loop over the batch's images and the K classes (REFERENCE 1.12, bench/common.py). Rows:
+Python loop over the batch's images and the K classes (appendix A.12, bench/common.py). Rows:
 - authors' algorithm: no cache, 77-token text, loop OT head;
 - align_nb, no cache: the class prompts re-encoded every batch (truncated, in length buckets), vectorised OT;
 - align_nb: class features encoded once and reused, vectorised and chunked OT.

@@ -5,7 +5,7 @@ distances (B,K,M,N) of Eq. 5: the cost 1 - cos between every pair of tokens, an 
 eps = 0.1 and uniform weights, and <T, C>. Three implementations:
 
 - align_nb: `align_nb.hierarchical_ot.token_ot`, all (b,k,m,n) at once, padded and masked, chunked over classes;
-- authors: their algorithm as REFERENCE 1.8 and 1.9 describe it, written here: a Python loop over images and
+- authors: their algorithm as appendix A.8 and A.9 of the course describe it, written here: a Python loop over images and
   classes, one einsum and one Sinkhorn call per (b,k) with the M*N problems of that pair batched, scaling
   iterations from r = c = 1, a host sync per iteration, stop when mean|dr| < 1e-2 or after 100 iterations;
 - POT: `ot.solve_batch` on all problems at once (padded columns get zero weight), at the same tolerance as align_nb,
@@ -29,21 +29,21 @@ B, M, N, J, D, EPS = 4, 4, 4, 198, 512, 0.1
 def make_inputs(K, device='cpu', dtype=torch.float32, seed=0):
     """Token sets like ViT-B/16 ALIGN's: J = 198 image tokens, class token sets of 5 to 17 tokens, d = 512.
 
-    Image and text tokens share a low-rank subspace so that cosines spread over a realistic range (REFERENCE 8:
-    with full-rank random features all cosines are ~0 and every plan is uniform)."""
+    Image and text tokens share a low-rank subspace so that cosines spread over a realistic range
+    (with full-rank random features all cosines are ~0 and every plan is uniform)."""
     g = torch.Generator().manual_seed(seed)
     basis = torch.randn(16, D, generator=g)
     def tokens(*shape):
         x = torch.randn(*shape, 16, generator=g) @ basis + 0.5 * torch.randn(*shape, D, generator=g)
         return torch.nn.functional.normalize(x, dim=-1)
-    lengths = torch.randint(5, 18, (K,), generator=g)                       # L_k = k_l + 5, REFERENCE 1.6
+    lengths = torch.randint(5, 18, (K,), generator=g)                       # L_k = k_l + 5, appendix A.6
     L = int(lengths.max())
     img, txt = tokens(B, M, J), tokens(K, N, L)
     mask = (torch.arange(L)[None, None] < lengths[:, None, None]).expand(K, N, L).contiguous()
     txt = txt * mask[..., None]
     return img.to(device, dtype), txt.to(device, dtype), mask.to(device), lengths.tolist()
 
-# ---- the authors' algorithm (REFERENCE 1.8 and 1.9): their Sinkhorn is in common.py ----
+# ---- the authors' algorithm (appendix A.8 and A.9): their Sinkhorn is in common.py ----
 def authors_head(img, txt, mask, lengths):
     out = torch.empty(B, len(lengths), M, N, device=img.device, dtype=img.dtype)
     for b in range(B):
