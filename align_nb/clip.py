@@ -275,11 +275,13 @@ def encode_text(
     deep:list[Tensor]|None=None, # per layer 1..len(deep), a (n_seq,b,d_t) or (b,d_t) deep prompt
     ctx_start:int=1,             # first position of the b context tokens
     truncate:bool=True,          # run only positions 0..max(eot) (exact under the causal mask)
+    span:tuple|None=None,        # (min(eot), max(eot)) when the caller knows them: no host sync here
 )->TextFeatures:                 # h (n_seq,d), tokens (n_seq,run_len,d), valid (n_seq,run_len)
     "Run the text tower on token embeddings with deep prompts: EOT feature, all token features and their validity mask."
     tower = _text_tower(model)
     n_seq, ctx_len, d_t = embeds.shape
-    lo, hi = torch.stack(torch.aminmax(eot)).tolist() if n_seq else (0, 0)   # the one host sync per call
+    if span is not None: lo, hi = span
+    else: lo, hi = torch.stack(torch.aminmax(eot)).tolist() if n_seq else (0, 0)   # the one host sync per call
     if hi >= ctx_len or ctx_len > tower.positional_embedding.shape[0]:
         raise ValueError(f"embeds has {ctx_len} positions (the model has {tower.positional_embedding.shape[0]}), "
                          f"but an EOT is at position {hi}")

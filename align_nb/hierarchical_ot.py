@@ -78,7 +78,7 @@ def token_similarity(
     return S.view(B, M, J, k, N, L).permute(0, 3, 1, 4, 2, 5).contiguous()
 
 # %% ../nbs/02_hierarchical_ot.ipynb #46759bcf
-def _check_tokens(img_tokens, txt_tokens, txt_mask, img_mask):
+def _check_tokens(img_tokens, txt_tokens, txt_mask, img_mask, validate=True):
     "Shapes of the token sets and their masks; a clear error for each mismatch."
     if img_tokens.dim() != 4: raise ValueError(f"img_tokens must be (B,M,J,d), got shape {tuple(img_tokens.shape)}")
     if txt_tokens.dim() != 4: raise ValueError(f"txt_tokens must be (K,N,L,d), got shape {tuple(txt_tokens.shape)}")
@@ -91,7 +91,7 @@ def _check_tokens(img_tokens, txt_tokens, txt_mask, img_mask):
         if mask.dtype != torch.bool or mask.shape != want:
             raise ValueError(f"{name} must be a bool tensor of shape {tuple(want)} (True = real token), "
                              f"got {mask.dtype} {tuple(mask.shape)}")
-        if not bool(mask.any(-1).all()):
+        if validate and not bool(mask.any(-1).all()):                        # a host sync: entry points only
             raise ValueError(f"{name} has a token set with no real token; every set needs at least one")
 
 def _uniform(mask, dtype):
@@ -127,7 +127,7 @@ def token_ot(
     **sinkhorn_kw,              # passed on to `sinkhorn` over the settings' own (n_iters, tol, method, ...)
 )->Tensor:                      # (B,K,M,N) token-level OT distances <T, 1 - cos> (- eps*h(T) if entropic)
     "Eq. 5 for every (image, class, visual prompt, textual prompt) at once, chunked over classes."
-    _check_tokens(img_tokens, txt_tokens, txt_mask, img_mask)
+    _check_tokens(img_tokens, txt_tokens, txt_mask, img_mask, sinkhorn_kw.get('validate', True))
     ot = ot_settings(ot, eps=eps, entropic=entropic, max_entries=max_entries,
                      n_iters=sinkhorn_kw.pop('n_iters', None), tol=sinkhorn_kw.pop('tol', None))
     kw = ot.sinkhorn_kw() | sinkhorn_kw
@@ -209,7 +209,7 @@ def _check_features(z, h):
                          f"{tuple(z.shape)} and {tuple(h.shape)}")
     return per_image
 
-def _token_level(z, h, img_tokens, txt_tokens, txt_mask, img_mask, ot):
+def _token_level(z, h, img_tokens, txt_tokens, txt_mask, img_mask, ot, validate=True):
     "The token-level distances (B,K,M,N) of `align_logits`, per image when h is; without a graph in 'authors' mode."
     if img_tokens is None or txt_tokens is None:
         raise ValueError(f"beta={ot.beta} needs img_tokens and txt_tokens (or set beta=0)")
@@ -217,9 +217,9 @@ def _token_level(z, h, img_tokens, txt_tokens, txt_mask, img_mask, ot):
         raise ValueError(f"token sets {tuple(img_tokens.shape)}, {tuple(txt_tokens.shape)} do not match "
                          f"z {tuple(z.shape)} and h {tuple(h.shape)} in (B,M) / (K,N)")
     with torch.set_grad_enabled(torch.is_grad_enabled() and ot.mode != 'authors'):
-        if h.dim() == 3: return token_ot(img_tokens, txt_tokens, txt_mask, img_mask, ot=ot)
+        if h.dim() == 3: return token_ot(img_tokens, txt_tokens, txt_mask, img_mask, ot=ot, validate=validate)
         return torch.cat([token_ot(img_tokens[i:i + 1], txt_tokens[i], txt_mask,              # each image against
-                                   None if img_mask is None else img_mask[i:i + 1], ot=ot)    # its own class tokens
+                                   None if img_mask is None else img_mask[i:i + 1], ot=ot, validate=validate)
                           for i in range(z.shape[0])])
 
 # %% ../nbs/02_hierarchical_ot.ipynb #3e2eee57
@@ -242,15 +242,17 @@ def align_logits(
     max_entries:int|None=None,   # overrides ot.max_entries: memory budget of the token level, see `token_ot`
     n_iters:int|None=None, tol:float|None=None, # override ot.n_iters, ot.tol: Sinkhorn stopping, see `sinkhorn`
     return_plans:bool=False,     # also return a dict: prompt-level plans, token-level distances, cosines
+    validate:bool=True,          # check masks and weights (host syncs); a caller that built them itself: False
 )->Tensor:                       # (B,K) logits
     "ALIGN's logits (Eq. 7) from both levels of OT, in the paper's form or the authors'."
     ot = ot_settings(ot, mode=mode, beta=beta, eps=eps, plan=plan, entropic=entropic, solver=solver,
                      max_entries=max_entries, n_iters=n_iters, tol=tol)
     _check_number('tau', tau, strict=True)
     per_image = _check_features(z, h)
-    token_dist = None if ot.beta == 0 else _token_level(z, h, img_tokens, txt_tokens, txt_mask, img_mask, ot)
+    token_dist = None if ot.beta == 0 else _token_level(z, h, img_tokens, txt_tokens, txt_mask, img_mask, ot,
+                                                                validate)
     cos = torch.einsum('bmd,bknd->bkmn' if per_image else 'bmd,knd->bkmn', z, h)           # (B,K,M,N)
-    s, T = prompt_ot(cos, token_dist, ot=ot)
+    s, T = prompt_ot(cos, token_dist, ot=ot, validate=validate)
     logits = s / tau
     info = dict(plan=T, token_dist=token_dist, d_tok=token_dist, cos=cos)                  # d_tok: the earlier key
     return (logits, info) if return_plans else logits

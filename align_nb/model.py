@@ -231,7 +231,7 @@ class PromptCLIP(nn.Module):
         self.generator = (UnifiedPrompts(clip, cfg.n_text, cfg.n_ctx_text, cfg.n_ctx_vis, cfg.unified_mix)
                           if unified else None)
         self.meta = MetaNet(clip) if cfg.meta_net else None
-        self.classnames, self._cache, self._preprocess = [], None, None
+        self.classnames, self._cache, self._preprocess, self._clip_tau = [], None, None, None
         self._image_fn = torch.compile(encode_image) if cfg.compile else encode_image
         if classnames is not None: self.set_classes(classnames)
 
@@ -249,9 +249,20 @@ class PromptCLIP(nn.Module):
     @property
     def tau(self)->float:
         "The temperature: the config's, else CLIP's own 1/logit_scale.exp()."
-        return self.cfg.tau if self.cfg.tau is not None else 1 / self.clip.logit_scale.exp().item()
+        if self.cfg.tau is not None: return self.cfg.tau
+        scale = self.clip.logit_scale                          # frozen: read once, again only if it is changed or moved
+        key = (scale._version, scale.data_ptr(), scale.device)
+        if self._clip_tau is None or self._clip_tau[0] != key: self._clip_tau = (key, 1 / scale.exp().item())
+        return self._clip_tau[1]
 
     def extra_repr(self): return f"K={len(self.classnames)}, learnable={self.n_learnable():,}"
+
+    def _apply(self, fn, *args, **kwargs):
+        "Move (or cast) the fixed class features of a hand template with the module, as buffers are; drop the cache."
+        super()._apply(fn, *args, **kwargs)
+        if getattr(self, '_fixed', None) is not None: self._fixed = ClassFeatures(*(fn(t) for t in self._fixed))
+        self._cache = None
+        return self
 
 # %% ../nbs/05_model.ipynb #2144fa48
 def _template_features(clip, template, names):
@@ -297,13 +308,14 @@ def _encode_classes(self:PromptCLIP)->ClassFeatures:
     if self.text is None: return self._fixed
     embeds, eot, deep = self._text_inputs()                                # (n_seq,ℓ',d_t), (n_seq,), [(n_seq,b,d_t)]
     n_seq, run_len = embeds.shape[:2]
-    lengths = (eot + 1).tolist()
+    lengths = self.text.lengths                                        # kept at set_classes: no host sync
     buckets = length_buckets(lengths, 1, self.cfg.text_tokens) if self.cfg.text_buckets else [list(range(n_seq))]
     hs, toks = [], []
     with _grad_checkpointing(self.clip.transformer, self.cfg.checkpoint_text):                # this model's choice only
         for idx in buckets:
             ix = torch.tensor(idx, device=eot.device)
-            f = encode_text(self.clip, embeds[ix], eot[ix], [p[ix] for p in deep])        # truncated to the bucket
+            span = (min(lengths[i] for i in idx) - 1, max(lengths[i] for i in idx) - 1)    # its EOTs, known
+            f = encode_text(self.clip, embeds[ix], eot[ix], [p[ix] for p in deep], span=span)  # truncated
             hs.append(f.h); toks.append(torch.nn.functional.pad(f.tokens, (0, 0, 0, run_len - f.tokens.shape[1])))
     back = torch.argsort(torch.tensor(sum(buckets, []), device=eot.device))                # original order
     h, tokens = torch.cat(hs)[back], torch.cat(toks)[back]                                 # (n_seq,d), (n_seq,ℓ',d)
@@ -356,7 +368,7 @@ def _encode_conditioned(self:PromptCLIP, shift:Tensor, tokens:bool=False)->Class
     embeds, eot, deep = self._text_inputs()  # (n_seq,ℓ',d_t), (n_seq,), [(n_seq,b,d_t)]
     (n_seq, run_len, _), B, b = embeds.shape, shift.shape[0], self.text.n_ctx
     keep = tokens or self.cfg.beta != 0
-    lengths, budget = (eot + 1).tolist(), self.cfg.text_tokens
+    lengths, budget = self.text.lengths, self.cfg.text_tokens
     buckets = length_buckets(lengths, B, budget) if self.cfg.text_buckets else [list(range(n_seq))]
     hs, toks = [], []
     for idx in buckets:
@@ -369,7 +381,9 @@ def _encode_conditioned(self:PromptCLIP, shift:Tensor, tokens:bool=False)->Class
             x = e[None].expand(len(sh), -1, -1, -1)
             x = torch.cat([x[:, :, :1], x[:, :, 1:1 + b] + sh[:, None, None].to(x.dtype), x[:, :, 1 + b:]],
                           2)                                                                 # (nb,s,L,d_t)
-            f = encode_text(self.clip, x.flatten(0, 1), ee.repeat(len(sh)), [p.repeat(len(sh), 1, 1) for p in dp])
+            span = (min(lengths[i] for i in idx) - 1, L - 1)
+            f = encode_text(self.clip, x.flatten(0, 1), ee.repeat(len(sh)), [p.repeat(len(sh), 1, 1) for p in dp],
+                            span=span)
             h_b.append(f.h.view(len(sh), len(idx), -1))
             if keep:
                 padded = torch.nn.functional.pad(f.tokens, (0, 0, 0, run_len - f.tokens.shape[1]))
@@ -400,7 +414,7 @@ def head(self:PromptCLIP, img:ImageSide, cls:ClassFeatures, return_plans:bool=Fa
     ot = self.ot
     tokens = (ot_precision(img.tokens), ot_precision(cls.tokens), cls.mask) if ot.beta != 0 else (None, None, None)
     return align_logits(ot_precision(img.z), ot_precision(cls.h), *tokens, ot=ot, tau=self.tau,
-                        return_plans=return_plans)
+                        return_plans=return_plans, validate=False)              # masks and weights are its own
 
 @patch
 def forward(self:PromptCLIP, images:Tensor)->Tensor:

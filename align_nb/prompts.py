@@ -120,6 +120,7 @@ def setup(self:TextPrompts,
     run_len = int(eot.max()) + 1
     device = self.ctx.device
     self.ids, self.eot = ids[:, :run_len].to(device), eot.to(device)
+    self.lengths = (eot + 1).tolist()                      # the sequences' lengths, kept: no host sync per step
     with torch.no_grad():
         self.token_embeds = embed_text(model, self.ids).to(device, self.ctx.dtype)          # (n_seq,run_len,d_t)
     self.classnames = names

@@ -254,7 +254,7 @@ def sinkhorn(
     grad:str='detach',        # 'detach': the plan is a constant (PLOT, ALIGN); 'unroll': autograd through iterations
     method:str='auto',        # 'auto' picks 'kernel' when exp(-C/eps) fits the dtype, else 'log'; or 'authors'
     group_dims:int|None=None, # 'authors' only: trailing batch dims that share one stopping test (None: all of them)
-    validate:bool=True,       # check the inputs (a few host syncs per call)
+    validate:bool=True,       # check the weights and masks (a few host syncs); a NaN cost is refused either way
     return_info:bool=False,   # also return a dict: method, iterations run, marginal L1 error per problem, converged
     **old_names,              # a, b, mask_a, mask_b: the old names of mu, nu, mask_mu, mask_nu (deprecated)
 )->Tensor:                    # (...,n,m) the plan, float32 (float64 for float64 input)
@@ -274,7 +274,7 @@ def sinkhorn(
         if validate or method == 'auto':
             finite, spread = torch.stack([(torch.isfinite(cmin) & torch.isfinite(cmax)).all().to(dtype),
                                           ((cmax - cmin) / eps).amax()]).tolist()
-            if validate and not finite:
+            if not finite:                                                    # read anyway: no extra sync
                 raise NonFiniteError("cost contains NaN or inf; check the features that built it")
         if method == 'auto': method = 'kernel' if spread <= _MAX_SPREAD[dtype] else 'log'
         left = None                                                           # groups the authors' rule never stopped
