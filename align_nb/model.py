@@ -251,7 +251,7 @@ class PromptCLIP(nn.Module):
         "The temperature: the config's, else CLIP's own 1/logit_scale.exp()."
         if self.cfg.tau is not None: return self.cfg.tau
         scale = self.clip.logit_scale                          # frozen: read once, again only if it is changed or moved
-        key = (scale._version, scale.data_ptr(), scale.device)
+        key = (id(scale), scale._version, scale.device, scale.dtype)
         if self._clip_tau is None or self._clip_tau[0] != key: self._clip_tau = (key, 1 / scale.exp().item())
         return self._clip_tau[1]
 
