@@ -15,6 +15,7 @@ min_python = cfg['min_python']
 py_versions = ['3.10', '3.11', '3.12', '3.13']
 requirements = cfg.get('requirements', '').split()
 dev_requirements = cfg.get('dev_requirements', '').split()
+bench_requirements = cfg.get('bench_requirements', '').split()   # bench/ only: other libraries to compare with
 console_scripts = cfg.get('console_scripts', '').split()
 
 setuptools.setup(
@@ -39,7 +40,7 @@ setuptools.setup(
     package_data={cfg['lib_name']: ['weights/*.pt', 'paper_results.json']},
     python_requires='>=' + min_python,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require={'dev': dev_requirements, 'bench': bench_requirements},
     entry_points={'console_scripts': console_scripts, 'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False,
 )

@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED=1
   echo "# align_nb benchmarks on $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader), $(date -u +%Y-%m-%d)"
   python -c "import torch, open_clip, ot; print(f'torch {torch.__version__}, CUDA {torch.version.cuda}, open_clip {open_clip.__version__}, POT {ot.__version__}')"
   echo; echo '## Token-level OT head'; echo
-  python bench/ot_head.py --device cuda --repeats 10
+  python bench/ot_head.py --device cuda --repeats 10 --solver-shapes train eval
   echo; echo '## Training step'; echo
   python bench/train_step.py --device cuda --K 10 100 --repeats 5
   echo; echo '## torch.compile'; echo

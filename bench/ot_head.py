@@ -18,6 +18,8 @@ The error column is the largest |d - d_ref| over all (b,k,m,n), where d_ref is a
 
     python bench/ot_head.py                  # CPU, K in 10 100 1000
     python bench/ot_head.py --device cuda    # GPU
+
+Then it runs bench/ot_solvers.py (every solver a PyTorch user would pick, forward and backward, at equal accuracy).
 """
 import argparse, json, math, os, statistics, subprocess, sys, time
 import torch
@@ -112,6 +114,7 @@ def main():
     p.add_argument('--tol', type=float, default=1e-4, help='row-marginal tolerance for align_nb and POT')
     p.add_argument('--repeats', type=int, default=5)
     p.add_argument('--methods', nargs='+', default=list(METHODS))
+    p.add_argument('--solver-shapes', nargs='*', default=['train'], help="ot_solvers.py's shapes after this table (none: skip it)")
     p.add_argument('--one', nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one: return run_one(args.one[0], int(args.one[1]), args.device, args.tol, args.repeats)
@@ -125,6 +128,10 @@ def main():
             rows.append(json.loads(r.stdout.strip().splitlines()[-1])); print('.', end='', flush=True, file=sys.stderr)
     print(file=sys.stderr)
     print(table(rows, args))
+    if args.solver_shapes:                                  # the solvers at equal accuracy, forward and backward
+        import ot_solvers
+        print()
+        ot_solvers.main(['--device', args.device, '--shapes', *args.solver_shapes])
 
 def table(rows, args):
     dev = torch.cuda.get_device_name() if args.device.startswith('cuda') else f'CPU ({torch.get_num_threads()} threads)'
