@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark on a CUDA machine, then the notebooks' `cuda` cells; the tables go to one file.
-# About 8 minutes on one H100/H200-class GPU. Needs the environment of the README's first command.
+# About 8 minutes on one H100/H200-class GPU (longer with the OT solvers' evaluation shape). Needs the environment of
+# the README's first command, plus pip install -e ".[bench]" for the GeomLoss rows (without it they say so).
 #   bench/gpu.sh [OUTPUT.md]        (default: bench/out/gpu-YYYYMMDD.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."

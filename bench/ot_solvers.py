@@ -180,10 +180,12 @@ def main(argv=None):
     print(table(rows, knobs, args))
 
 def table(rows, knobs, args):
-    import ot, geomloss
+    import ot
+    try: import geomloss; gl = geomloss.__version__
+    except ImportError: gl = 'not installed (pip install -e ".[bench]")'
     lines = [f"OT solvers, {', '.join(f'{s}: {SHAPES[s]:,} problems' for s in args.shapes)} of {J} x {L}, eps {EPS}, "
              f"equal accuracy: plan error <= {args.target:g}; {device_name(args.device)}; torch {torch.__version__}, "
-             f"POT {ot.__version__}, GeomLoss {geomloss.__version__}; {time.strftime('%Y-%m-%d')}", '',
+             f"POT {ot.__version__}, GeomLoss {gl}; {time.strftime('%Y-%m-%d')}", '',
              'Each solver\'s knob for that accuracy (found on 256 problems): ' +
              '; '.join(f"{n}: {SOLVERS[n][1]} = {v:g} (error {e:.1e})" for n, (v, e) in knobs.items()), '',
              '| shape | pass | gradient | input | solver | median time (s) | x align_nb | peak memory (MiB) | plan error |',
