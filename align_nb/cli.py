@@ -19,8 +19,9 @@ from .data import build_dataset, check_subsample, DATASETS
 from .model import PRESETS
 import open_clip
 from .protocols import (ClipSpec, default_clip, make_clip, transforms_for, recipe, run, few_shot,
-                                base_to_new, cross_dataset, domain_generalisation, run_key, clip_weights_id, check_clip_weights,
-                                resolve_hparams, harmonic_mean, HPARAMS, CROSS_DATASET_TARGETS, DG_TARGETS)
+                                base_to_new, cross_dataset, domain_generalisation, run_key, clip_weights_id,
+                                check_clip_weights, resolve_hparams, harmonic_mean, HPARAMS, CROSS_DATASET_TARGETS,
+                                DG_TARGETS)
 from .clip import WORLD_CLIP
 from .world import WORLD_SETS, WORLD_XD_TARGETS, WORLD_DG_TARGETS
 

@@ -324,4 +324,5 @@ def clip_dims(model:nn.Module)->ClipDims:
         return ClipDims(d=d, d_v=visual.attnpool.k_proj.in_features, layers_v=0,
                         n_patches=visual.attnpool.positional_embedding.shape[0] - 1, **text)
     size, step = visual.image_size, visual.trunk.feature_info[-1]['reduction']
-    return ClipDims(d=d, d_v=visual.trunk.num_features, layers_v=0, n_patches=(size[0] // step) * (size[1] // step), **text)
+    return ClipDims(d=d, d_v=visual.trunk.num_features, layers_v=0, n_patches=(size[0] // step) * (size[1] // step),
+                    **text)

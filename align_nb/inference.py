@@ -40,7 +40,8 @@ def _run_clip(ckpt:dict, run_dir)->ClipSpec:
     "The CLIP a run's checkpoint records (the protocols and the commands record it; a bare `fit` only if told)."
     if 'clip' not in ckpt.get('meta', {}):
         raise ValueError(f"{run_dir}'s checkpoint does not say which CLIP it was trained on (fit was called without "
-                         "meta=dict(clip=...)): export the model instead, export_classifier(model, path, clip=ClipSpec(...))")
+                         "meta=dict(clip=...)): export the model instead, "
+                         "export_classifier(model, path, clip=ClipSpec(...))")
     return ClipSpec(**ckpt['meta']['clip'])
 
 def export_classifier(
@@ -179,7 +180,8 @@ def align_nb_predict(
                  for f, names, probs in zip(chunk, p.names, p.probs)]
     if json: print(_dumps(rows, indent=1))
     else:
-        for r in rows: print(f"{r['image']}: " + ', '.join(f"{t['classname']} {100 * t['prob']:.1f}%" for t in r['top']))
+        for r in rows:
+            print(f"{r['image']}: " + ', '.join(f"{t['classname']} {100 * t['prob']:.1f}%" for t in r['top']))
     return rows
 
 def cmd_align_nb_predict(): _console(align_nb_predict)

@@ -506,7 +506,8 @@ def predict(self:PromptCLIP,
     "The top-k classes of each image with their probabilities, in eval mode and without gradients."
     if not self.classnames: raise RuntimeError("the model has no classes yet: call set_classes(names) first")
     if not _is_int(topk) or topk < 1: raise ValueError(f"topk must be an integer >= 1, got {topk!r}")
-    if not _is_int(batch_size) or batch_size < 1: raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if not _is_int(batch_size) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     if isinstance(images, Tensor): items = list(images[None] if images.ndim == 3 else images)
     else: items = list(images) if isinstance(images, (list, tuple)) else [images]
     if not items: raise ValueError("no images to predict")

@@ -92,7 +92,7 @@ class ClipSpec:
     seed:int=0                    # the random weights' seed when pretrained is None
 
 def default_clip(dataset:str)->ClipSpec:
-    "The CLIP a run uses when none is named: the world's on a world set, the tiny random one on Fashion-MNIST, else ViT-B/16."
+    "The CLIP a run uses when none is named: the world's on its sets, tiny random for Fashion-MNIST, else ViT-B/16."
     if dataset in WORLD_SETS: return ClipSpec(WORLD_CLIP, 'world')
     return ClipSpec('tiny', None) if dataset == 'fashion_mnist' else ClipSpec()
 

@@ -23,7 +23,8 @@ from .sinkhorn import NonFiniteError
 from .model import PromptCLIP, PromptConfig, COST_ONLY as MODEL_COST_ONLY
 from .data import DatasetSplits
 from .runs import (CKPT, METRICS, RESULTS, LOCK, CURVES, TENSORBOARD, DistInfo, dist_info, is_main,
-                           setup_distributed, ShardedBatches, RunFolderBusy, claim_out_dir, release_out_dir, prepare_out_dir, run_folder,
+                           setup_distributed, ShardedBatches, RunFolderBusy, claim_out_dir, release_out_dir,
+                           prepare_out_dir, run_folder,
                            _check_batch, _on_main, _all_sum, _global_sums, _data_parallel, _StopRequest,
                            _ignore_signals, _write_atomic, _truncate_metrics, _rng_state, _set_rng_state)
 
@@ -72,7 +73,7 @@ class TrainConfig:
     tensorboard:bool=False     # also write the log's scalars for TensorBoard (needs the tensorboard package)
     def __post_init__(self): _check_train_config(self)
 
-TRAIN_COST_ONLY = ('test_batch_size', 'num_workers', 'log_every', 'tensorboard')   # change the cost or the log, never the result
+TRAIN_COST_ONLY = ('test_batch_size', 'num_workers', 'log_every', 'tensorboard')   # cost or log, never the result
 
 
 # %% ../nbs/07_train.ipynb #dd2e0255

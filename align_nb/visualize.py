@@ -224,7 +224,8 @@ def plot_token_plans(
         cells.append(([(pm[m, n], 'all tokens')] if prompt_maps is not None else [])
                      + [(heat[m, n, l], names[n][l]) for l in tokens])
     how = 'each map scaled to its range' if scale == 'map' else 'one scale for all maps'
-    return _overlay_figure(img, cells, [f'visual prompt {m}\n' + _prompt_name(prompt_names, n, N) for m, n in pairs], alpha, size,
+    rows = [f'visual prompt {m}\n' + _prompt_name(prompt_names, n, N) for m, n in pairs]
+    return _overlay_figure(img, cells, rows, alpha, size,
                            title=title, cbar=f"the token's mass per patch\n({how})")
 
 # %% ../nbs/10_visualize.ipynb #5b030349
