@@ -7,7 +7,7 @@ __all__ = ['FORMAT', 'export_classifier', 'load_classifier', 'class_embeddings',
            'align_nb_predict', 'cmd_align_nb_predict']
 
 # %% ../nbs/11_inference.ipynb #8619faa2
-import os, sys, warnings
+import os, warnings
 from json import dumps as _dumps
 from dataclasses import asdict
 from pathlib import Path
@@ -16,11 +16,11 @@ from torch import nn
 from tqdm.auto import tqdm
 from fastcore.script import Param
 import align_nb
-from .model import PromptCLIP, PromptConfig, Predictions
+from .model import PromptCLIP, PromptConfig
 from .train import load_checkpoint, load_run, unfinished, CKPT
-from .protocols import ClipSpec, make_clip, clip_weights_id, check_clip_weights
+from .protocols import ClipSpec, make_clip, clip_weights_id, check_clip_weights, absolute_spec
 from .data import IMAGE_EXTENSIONS
-from .cli import _console, _device, _say
+from .cli import _console, _device
 
 # %% ../nbs/11_inference.ipynb #0f2d2a39
 FORMAT = 'align_nb classifier 1'
@@ -40,8 +40,7 @@ def _run_clip(ckpt:dict, run_dir)->ClipSpec:
     "The CLIP a run's checkpoint records (the protocols and the commands record it; a bare `fit` only if told)."
     if 'clip' not in ckpt.get('meta', {}):
         raise ValueError(f"{run_dir}'s checkpoint does not say which CLIP it was trained on (fit was called without "
-                         "meta=dict(clip=...)): export the model instead, "
-                         "export_classifier(model, path, clip=ClipSpec(...))")
+                         "meta=dict(clip=...)): say it, export_classifier(run_dir, path, clip=ClipSpec(name, pretrained))")
     return ClipSpec(**ckpt['meta']['clip'])
 
 def export_classifier(
@@ -57,16 +56,20 @@ def export_classifier(
     else:
         ckpt = _run_checkpoint(source)
         cfg, names, prompts = ckpt['model_config'], ckpt['classnames'], ckpt['prompts']
-        clip = clip or _run_clip(ckpt, source)
+        if clip is None:                                       # the run's own CLIP, its weights file as recorded
+            clip = _run_clip(ckpt, source)
+            check_clip_weights(clip, ckpt['meta'].get('identity', {}).get('clip', {}).get('weights'))
     if not names: raise ValueError("the model has no classes: call set_classes(names) before exporting it")
     if bad := [k for k, p in prompts.items() if not bool(torch.isfinite(p).all())]:
         raise FloatingPointError(f"refusing to export non-finite prompts ({', '.join(bad[:3])}): the run diverged")
+    clip = absolute_spec(clip)                                 # a weights file found from anywhere
     payload = dict(format=FORMAT, version=align_nb.__version__, model_config=cfg, classnames=list(names),
                    prompts={k: p.detach().cpu().contiguous() for k, p in prompts.items()}, clip=asdict(clip),
                    clip_weights=clip_weights_id(clip))
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'{path.name}.{os.getpid()}.tmp')
-    torch.save(payload, tmp); os.replace(tmp, path)
+    try: torch.save(payload, tmp); os.replace(tmp, path)
+    finally: tmp.unlink(missing_ok=True)
     return path
 
 # %% ../nbs/11_inference.ipynb #47fbaf28
@@ -75,7 +78,8 @@ def _read_classifier(path)->dict:
     if not Path(path).is_file(): raise FileNotFoundError(f"no exported classifier at {path}")
     try: payload = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path} is not an exported align_nb classifier ({type(e).__name__}: {str(e)[:200]})") from e
+        raise ValueError(f"{path} is not an exported align_nb classifier (torch.load could not read it as one: "
+                         f"{type(e).__name__})") from None
     if not isinstance(payload, dict) or payload.get('format') != FORMAT:
         raise ValueError(f"{path} is not an exported align_nb classifier (format {FORMAT!r}); a run folder's "
                          f"{CKPT} is exported with export_classifier(run_dir, path)")
@@ -84,7 +88,7 @@ def _read_classifier(path)->dict:
 def load_classifier(
     path,                       # a file written by `export_classifier`
     device='cpu',
-    clip:nn.Module|None=None,   # the CLIP, if already loaded (else built from the file's record)
+    clip:nn.Module|None=None,   # the CLIP, if loaded (moved to device; yours to match the record), else built
 )->PromptCLIP:                  # in eval mode, with its classes
     "A ready classifier from an exported file: the CLIP rebuilt (its weights file checked), the prompts loaded."
     payload = _read_classifier(path)
@@ -118,7 +122,7 @@ def class_embeddings(model:PromptCLIP)->torch.Tensor:
         x = torch.randn(2, 3, *((size,) * 2 if isinstance(size, int) else size),
                         generator=torch.Generator().manual_seed(0)).to(W.device)  # a probe batch
         z = F.normalize(model.clip.encode_image(x).float(), dim=-1)                   # open_clip's own image feature
-        ref = model(x).float()
+        ref = model.head(*model.features(x)).float()           # float32, as W and z are (no autocast)
     finally: model.train(was)
     if not torch.allclose(z @ W.T / model.tau, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item()):
         raise RuntimeError("the class-embedding matrix does not reproduce this model's logits on a probe batch; "
@@ -128,6 +132,7 @@ def class_embeddings(model:PromptCLIP)->torch.Tensor:
 def save_class_embeddings(model:PromptCLIP, path, clip:ClipSpec)->Path:
     "Write W (K,d), the temperature, the class names and the CLIP's name and tag: a classifier for plain open_clip."
     W = class_embeddings(model)
+    clip = absolute_spec(clip)
     payload = dict(class_embeddings=W, tau=float(model.tau), classnames=list(model.classnames), clip=asdict(clip),
                    clip_weights=clip_weights_id(clip),
                    usage="z = F.normalize(clip.encode_image(images), dim=-1); logits = z @ class_embeddings.T / tau")
@@ -137,12 +142,13 @@ def save_class_embeddings(model:PromptCLIP, path, clip:ClipSpec)->Path:
 
 # %% ../nbs/11_inference.ipynb #2eafb973
 def _image_files(inputs)->list:
-    "Image files from files and folders (a folder: its image files, sorted); anything else is refused by name."
+    "Image files from files and folders (a folder: its image files, sorted, hidden ones skipped); a missing path refused."
     files = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS)
+            found = sorted(q for q in p.iterdir()
+                           if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS and not q.name.startswith('.'))
             if not found: raise FileNotFoundError(f"{p} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
             files += found
         elif p.is_file(): files.append(p)
@@ -152,7 +158,7 @@ def _image_files(inputs)->list:
 def load_for_prediction(source, device='cpu')->PromptCLIP:
     "A classifier from a run folder or an exported file, in eval mode."
     if Path(source).is_dir():
-        ckpt = _run_checkpoint(source, warn=False)                          # load_run warns if it is unfinished
+        ckpt = _run_checkpoint(source, warn=False)             # load_run warns if it is unfinished (and reads it again)
         spec = _run_clip(ckpt, source)
         check_clip_weights(spec, ckpt['meta'].get('identity', {}).get('clip', {}).get('weights'))
         return load_run(source, make_clip(spec, device), device).eval()

@@ -508,6 +508,8 @@ def predict(self:PromptCLIP,
     if not _is_int(topk) or topk < 1: raise ValueError(f"topk must be an integer >= 1, got {topk!r}")
     if not _is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if isinstance(images, Tensor) and images.ndim not in (3, 4):
+        raise ValueError(f"images must be one preprocessed image (3,H,W) or a batch (B,3,H,W), got {tuple(images.shape)}")
     if isinstance(images, Tensor): items = list(images[None] if images.ndim == 3 else images)
     else: items = list(images) if isinstance(images, (list, tuple)) else [images]
     if not items: raise ValueError("no images to predict")

@@ -15,20 +15,27 @@ from torch._subclasses.fake_tensor import FakeTensorMode, FakeTensor
 # %% ../nbs/G_gpu_ready.ipynb #525639fc
 SYNCING = frozenset({'item', '__bool__', '__int__', '__float__', '__index__', 'tolist', 'numpy', 'cpu', 'equal',
                      'allclose', '__format__', '__repr__', 'nonzero', 'argwhere', 'unique', 'unique_consecutive',
-                     'masked_select'})
+                     'masked_select', 'bincount', 'is_nonzero', '__contains__'})
+_HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep if '__file__' in globals() else None   # align_nb/
 
 def _sync_kind(name:str, args, kwargs)->str|None:
     "Which kind of host synchronisation a tensor call is, or None."
     if name in SYNCING: return name
     if name == 'where' and len(args) + len(kwargs) == 1: return 'where(cond)'
-    if name == '__getitem__' and len(args) > 1:
+    if name in ('__getitem__', '__setitem__') and len(args) > 1:
         index = args[1] if isinstance(args[1], tuple) else (args[1],)
         if any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in index): return 'boolean index'
-    if name == 'repeat_interleave' and len(args) > 1 and isinstance(args[1], torch.Tensor): return 'repeat_interleave'
+    if name == 'repeat_interleave':
+        repeats = args[1] if len(args) > 1 else kwargs.get('repeats')
+        if repeats is None or isinstance(repeats, torch.Tensor): return 'repeat_interleave'   # one argument: data-sized
     return None
 
+def _in_package(filename:str)->bool:
+    "Whether a frame's file is one of align_nb's modules (not merely under a folder of that name)."
+    return filename.startswith(_HERE) if _HERE else f"{os.sep}align_nb{os.sep}" in filename
+
 class SyncLog(TorchFunctionMode):
-    "The host synchronisations made while it is active: `calls`, a list of (kind, the align_nb line that made it)."
+    "The host synchronisations it knows, made while it is active: `calls`, (kind, the align_nb line that made it)."
     def __init__(self):
         super().__init__()
         self.calls = []
@@ -37,7 +44,7 @@ class SyncLog(TorchFunctionMode):
         if (kind := _sync_kind(getattr(func, '__name__', ''), args, kwargs)):
             frames = traceback.extract_stack()[:-1]
             site = next((f"{os.path.basename(f.filename)}:{f.lineno} {f.name}" for f in reversed(frames)
-                         if f"{os.sep}align_nb{os.sep}" in f.filename), '(outside align_nb)')
+                         if _in_package(f.filename)), '(outside align_nb)')
             self.calls.append((kind, site))
         return func(*args, **kwargs)
     def __len__(self): return len(self.calls)
@@ -61,13 +68,17 @@ class _AnswerReads(TorchFunctionMode):
                                                                   '__index__', 'tolist'):
             self.answered += 1
             t = args[0]
-            if name == 'tolist': return np.ones(tuple(t.shape), dtype=float if t.is_floating_point() else int).tolist()
-            return True if name == '__bool__' else 1.0 if t.is_floating_point() else 1
+            kind = bool if t.dtype == torch.bool else float if t.is_floating_point() else int
+            if name == 'tolist': return np.ones(tuple(t.shape), dtype=kind).tolist()
+            return {'__bool__': True, '__int__': 1, '__index__': 1, '__float__': 1.0}.get(name, kind(1))
         return func(*args, **(kwargs or {}))
 
 @contextlib.contextmanager
 def fake_cuda():
-    "Run the block on fake CUDA tensors (no GPU): devices and shapes are checked, host reads answered with ones."
+    """Run the block on fake CUDA tensors (no GPU): devices and shapes are checked, host reads answered with ones.
+
+    A module moved to 'cuda' inside keeps fake parameters afterwards (move a copy); data-dependent shapes (`nonzero`,
+    boolean indexing) cannot be walked and raise."""
     bf16 = torch.cuda.is_bf16_supported
     torch.cuda.is_bf16_supported = lambda *a, **k: True                            # no CUDA driver to ask
     try:
