@@ -104,11 +104,11 @@ def _check(flag:str, v, kind:str):
     if not ok: raise ValueError(f"{flag} must be {want}, got {v}")
     return v
 
-def _train_changes(epochs, lr, batch_size, num_workers)->dict:
+def _train_changes(epochs, lr, batch_size, num_workers, tensorboard:bool=False)->dict:
     "TrainConfig fields given on the command line, checked."
     _check('--epochs', epochs, 'count'); _check('--lr', lr, 'rate'); _check('--batch_size', batch_size, 'count')
     _check('--num_workers', num_workers, 'index')
-    given = dict(epochs=epochs, lr=lr, batch_size=batch_size, num_workers=num_workers)
+    given = dict(epochs=epochs, lr=lr, batch_size=batch_size, num_workers=num_workers, tensorboard=tensorboard or None)
     return {k: v for k, v in given.items() if v is not None}
 
 def _check_names(preset=None, dataset=None, model=None):
@@ -183,7 +183,7 @@ def align_nb_main(
     _check_names(None, dataset, None)
     model, pretrained = _auto_clip(model, pretrained, dataset)
     n_shots, clip = _shots(shots), _clip_spec(model, pretrained, clip_seed)
-    changes = {**_train_changes(epochs, lr, batch_size, num_workers), **({'tensorboard': True} if tensorboard else {})}
+    changes = _train_changes(epochs, lr, batch_size, num_workers, tensorboard)
     _check('--crop_scale', crop_scale, 'share'); _check('--n_test', n_test, 'count')
     if classes not in ('auto', 'all', 'base'): raise ValueError(f"--classes must be auto, all or base, got {classes!r}")
     if resume and not out: raise ValueError("--resume needs --out, the run folder to continue")

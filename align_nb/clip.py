@@ -158,13 +158,13 @@ def _timm_side(visual, images, tokens:bool)->tuple:
     cells = f.permute(0, 2, 3, 1).reshape(B * h * w, C, 1, 1)                        # each position as a 1x1 map
     return z, visual.head(visual.trunk.forward_head(cells)).view(B, h * w, -1)
 
-def _unprompted(visual, images, prompts, tokens)->ImageFeatures:
+def _unprompted(visual, kind, images, prompts, tokens)->ImageFeatures:
     "encode_image on a ResNet or timm tower: refuse prompts; z (B,1,d) and local features (B,1,HW,d)."
     if prompts is not None:
         raise ValueError(f"visual prompts need a ViT image tower; this CLIP's is {type(visual).__name__}, where the "
                          f"presets that do not prompt the image run: {', '.join(UNPROMPTED)}")
     _check_images(images, visual)
-    z, t = (_resnet_side(visual, images) if _tower_kind(visual) == 'resnet' else _timm_side(visual, images, tokens))
+    z, t = _resnet_side(visual, images) if kind == 'resnet' else _timm_side(visual, images, tokens)
     return ImageFeatures(F.normalize(z, dim=-1)[:, None], F.normalize(t, dim=-1)[:, None])
 
 # %% ../nbs/03_clip.ipynb #320e1273
@@ -176,7 +176,7 @@ def encode_image(
 )->ImageFeatures:                  # z (B,M,d) and tokens (B,M,J,d) with J = O + b; M = 1 and J = O without prompts
     "Run the image tower once per visual prompt group: CLS feature and patch+prompt token set, L2-normalised."
     visual = model.visual
-    if _tower_kind(visual) != 'vit': return _unprompted(visual, images, prompts, tokens)
+    if (kind := _tower_kind(visual)) != 'vit': return _unprompted(visual, kind, images, prompts, tokens)
     _check_vit(visual)
     _check_images(images, visual)
     x = _vit_embed(visual, images)                                           # (B,1+O,d_v)

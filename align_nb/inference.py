@@ -25,6 +25,14 @@ from .cli import _console, _device
 # %% ../nbs/11_inference.ipynb #0f2d2a39
 FORMAT = 'align_nb classifier 1'
 
+def _save_atomic(payload:dict, path)->Path:
+    "torch.save `payload` to `path` through a temporary file of this process's own (never a half-written file)."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'{path.name}.{os.getpid()}.tmp')
+    try: torch.save(payload, tmp); os.replace(tmp, path)
+    finally: tmp.unlink(missing_ok=True)
+    return path
+
 def _run_checkpoint(run_dir, warn:bool=True)->dict:
     "The checkpoint of a run folder, refused if missing; an unfinished run is a warning."
     path = Path(run_dir) / CKPT
@@ -66,11 +74,7 @@ def export_classifier(
     payload = dict(format=FORMAT, version=align_nb.__version__, model_config=cfg, classnames=list(names),
                    prompts={k: p.detach().cpu().contiguous() for k, p in prompts.items()}, clip=asdict(clip),
                    clip_weights=clip_weights_id(clip))
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'{path.name}.{os.getpid()}.tmp')
-    try: torch.save(payload, tmp); os.replace(tmp, path)
-    finally: tmp.unlink(missing_ok=True)
-    return path
+    return _save_atomic(payload, path)
 
 # %% ../nbs/11_inference.ipynb #47fbaf28
 def _read_classifier(path)->dict:
@@ -136,9 +140,7 @@ def save_class_embeddings(model:PromptCLIP, path, clip:ClipSpec)->Path:
     payload = dict(class_embeddings=W, tau=float(model.tau), classnames=list(model.classnames), clip=asdict(clip),
                    clip_weights=clip_weights_id(clip),
                    usage="z = F.normalize(clip.encode_image(images), dim=-1); logits = z @ class_embeddings.T / tau")
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, path)
-    return path
+    return _save_atomic(payload, path)
 
 # %% ../nbs/11_inference.ipynb #2eafb973
 def _image_files(inputs)->list:

@@ -462,7 +462,7 @@ def read_metrics(
     run,        # a run folder, or its metrics.jsonl
 )->tuple:       # (step rows, epoch rows), each a list of dicts in file order
     "The step lines and the epoch lines of a run's metrics log."
-    path = Path(run) / 'metrics.jsonl' if Path(run).is_dir() else Path(run)
+    path = Path(run) / METRICS if Path(run).is_dir() else Path(run)
     if not path.exists():
         raise FileNotFoundError(f"no metrics log at {path}: pass a run folder written by `fit`, or its metrics.jsonl")
     steps, epochs = [], []

@@ -26,10 +26,10 @@ set on CPU, torch's peak allocation above the inputs on CUDA):
     python bench/ot_solvers.py                      # CPU: the train shape (about 15 minutes on 2 cores)
     python bench/ot_solvers.py --device cuda --shapes train eval
 """
-import argparse, json, math, os, statistics, subprocess, sys, time
+import argparse, json, math, os, subprocess, sys, time
 import torch
 sys.path.insert(0, os.path.dirname(__file__))
-from common import authors_sinkhorn, reset_peak, peak_since, sync, device_name
+from common import authors_sinkhorn, timed, device_name
 
 J, L, D, EPS, CALIB = 198, 8, 32, 0.1, 256
 SHAPES = dict(train=int(os.environ.get('OT_SOLVERS_TRAIN_P', 6_400)), eval=1_600_000)
@@ -128,15 +128,10 @@ def run_one(name, shape, mode, grad, dtype, device, repeats, knob):
             else:
                 Xg = X.detach().requires_grad_(); Yg = Y.detach().requires_grad_()
                 _, loss = f(Xg, Yg, knob, grad); loss.backward()
-    base = reset_peak(device)
-    call(); sync(device)
-    peak = peak_since(device, base)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter(); call(); sync(device); times.append(time.perf_counter() - t0)
+    median, peak = timed(call, device, repeats)                     # a warm-up (peak memory), then the repeats
     with torch.no_grad(): T, _ = f(X[:CALIB], Y[:CALIB], knob, grad)
     err = (T.double() - reference(X[:CALIB].float(), Y[:CALIB].float())).abs().max().item()
-    print(json.dumps(dict(name=name, shape=shape, mode=mode, grad=grad, dtype=dtype, median_s=statistics.median(times),
+    print(json.dumps(dict(name=name, shape=shape, mode=mode, grad=grad, dtype=dtype, median_s=median,
                           peak_mib=peak, err=err, knob=knob)))
 
 def rows_to_run(shapes, half):
