@@ -134,12 +134,14 @@ def class_embeddings(model:PromptCLIP)->torch.Tensor:
     return W.cpu()
 
 def save_class_embeddings(model:PromptCLIP, path, clip:ClipSpec)->Path:
-    "Write W (K,d), the temperature, the class names and the CLIP's name and tag: a classifier for plain open_clip."
+    "Write W (K,d), the temperature (and SigLIP's logit bias), the class names, the CLIP's name and tag: for open_clip."
     W = class_embeddings(model)
     clip = absolute_spec(clip)
+    bias = getattr(model.clip, 'logit_bias', None)                       # SigLIP's: its probabilities are sigmoids
+    usage = "z = F.normalize(clip.encode_image(images), dim=-1); logits = z @ class_embeddings.T / tau" + (
+        "; probs = torch.sigmoid(logits + logit_bias)" if bias is not None else "; probs = logits.softmax(-1)")
     payload = dict(class_embeddings=W, tau=float(model.tau), classnames=list(model.classnames), clip=asdict(clip),
-                   clip_weights=clip_weights_id(clip),
-                   usage="z = F.normalize(clip.encode_image(images), dim=-1); logits = z @ class_embeddings.T / tau")
+                   clip_weights=clip_weights_id(clip), logit_bias=None if bias is None else float(bias), usage=usage)
     return _save_atomic(payload, path)
 
 # %% ../nbs/11_inference.ipynb #2eafb973

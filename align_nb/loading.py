@@ -175,14 +175,15 @@ def load_clip(
     if path and not cfg and force_quick_gelu is None and (msg := _file_activation_warning(name)): warnings.warn(msg)
     keep = ('mean', 'std', 'interpolation', 'resize_mode')
     if cfg.get('packaged'):                                              # shipped with align_nb (see below)
-        with _quiet_random_init(): model = open_clip.create_model(name, device='cpu')
-        return freeze(load_compact(model, path).to(device))
-    with _quiet_random_init():
-        try: model = open_clip.create_model(name, pretrained=path, device=device, force_quick_gelu=quick,
-                                            force_preprocess_cfg={k: cfg[k] for k in keep if k in cfg})
-        except Exception as e:
-            if path is None: raise
-            raise ValueError(_unreadable_weights(name, path, e)) from e
+        with _quiet_random_init(): model = load_compact(open_clip.create_model(name, device='cpu'), path).to(device)
+    else:
+        with _quiet_random_init():
+            try: model = open_clip.create_model(name, pretrained=path, device=device, force_quick_gelu=quick,
+                                                force_preprocess_cfg={k: cfg[k] for k in keep if k in cfg})
+            except Exception as e:
+                if path is None: raise
+                raise ValueError(_unreadable_weights(name, path, e)) from e
+    model.align_nb_name = name                               # what names its tokenizer (open_clip.get_tokenizer)
     return freeze(model)
 
 # %% ../nbs/B_loading.ipynb #3cf0fcfd

@@ -15,7 +15,7 @@ import torch
 from torch import nn, Tensor
 from .hierarchical_ot import align_logits, length_buckets, OTSettings
 from .clip import (load_clip, clip_dims, encode_image, encode_text, embed_text, tokenize, _check_images,
-                           _tower_kind, UNPROMPTED)
+                           _tower_kind, UNPROMPTED, _text_tower, _reads_last, _text_layout, _default_tokenizer)
 from .prompts import TextPrompts, VisualPrompts, MetaNet, UnifiedPrompts, _clean_classnames
 from fastcore.basics import patch
 
@@ -189,11 +189,16 @@ def _check_model_config(cfg):
     ot_settings_of(cfg)                                                       # e.g. mode='authors' with entropic=True
 
 def _check_tower(cfg, clip):
-    "Refuse a configuration that prompts an image tower which takes no prompts, naming the presets that run there."
+    "Refuse what the towers cannot take: image prompts on a tower without them, the authors' token set on SigLIP's."
     if _tower_kind(clip.visual) != 'vit' and cfg.coupling != 'none':
         raise ValueError(f"this configuration prompts the image (coupling={cfg.coupling!r}), but this CLIP's image "
                          f"tower is {type(clip.visual).__name__}, which takes no prompts; the presets that run on it: "
                          f"{', '.join(UNPROMPTED)}")
+    if cfg.text == 'learned' and cfg.token_set == 'authors' and _reads_last(_text_tower(clip)):
+        raise ValueError("token_set='authors' is the authors' code's token set on CLIP's causal layout (the start "
+                         "token through the class name, cut at group 0's EOT, which a causal tower's earlier "
+                         "positions never see); this text tower is SigLIP's kind (bidirectional, no start token), "
+                         "where it means nothing: use token_set='paper' (preset 'align')")
 
 @contextmanager
 def _grad_checkpointing(transformer:nn.Module, on:bool):
@@ -209,6 +214,7 @@ class PromptCLIP(nn.Module):
         clip:nn.Module,              # a frozen open_clip CLIP (from `load_clip`)
         cfg:PromptConfig|str='align',# a `PromptConfig` or the name of a preset
         classnames:list|None=None,   # the K class names; or call `set_classes` later
+        tokenizer=None,              # open_clip tokenizer; default: CLIP's BPE, or a SigLIP tower's own (by name)
     ):
         super().__init__()
         cfg = preset(cfg) if isinstance(cfg, str) else cfg
@@ -221,10 +227,10 @@ class PromptCLIP(nn.Module):
                           "are no deep prompts (depth_text <= 1) to tell them apart, so they get the same gradients "
                           "and stay one "
                           "prompt: use init_style='authors' (group 0 from the words, the rest random) or init=None")
-        self.clip = clip
+        self.clip, self.tokenizer = clip, tokenizer if tokenizer is not None else _default_tokenizer(clip)
         unified = cfg.coupling == 'unified'
         self.text = (TextPrompts(clip, cfg.n_text, cfg.n_ctx_text, cfg.depth_text, None if unified else cfg.init,
-                                 cfg.init_style) if cfg.text == 'learned' else None)
+                                 cfg.init_style, self.tokenizer) if cfg.text == 'learned' else None)
         if unified: self.text.ctx.requires_grad_(False)                       # the context comes from the generator
         self.visual = (VisualPrompts(clip, cfg.n_vis, cfg.n_ctx_vis, cfg.depth_vis, cfg.coupling, text=self.text)
                        if cfg.coupling not in ('none', 'unified') else None)
@@ -265,18 +271,19 @@ class PromptCLIP(nn.Module):
         return self
 
 # %% ../nbs/05_model.ipynb #2144fa48
-def _template_features(clip, template, names):
+def _template_features(clip, template, names, tokenizer=None):
     "Encode a fixed template for every (clean) class name, once: h (K,1,d), tokens (K,1,L,d), mask (K,1,L)."
-    ids, eot = tokenize([template.format(c) for c in names])
+    ids, eot = tokenize([template.format(c) for c in names], tokenizer)
     cut = (eot == ids.shape[1] - 1).nonzero()[:, 0]                                       # EOT forced at the end
     if len(cut):
         raise ValueError(f"class name {names[int(cut[0])]!r} does not fit the text context of {ids.shape[1]} tokens "
                                   f"in the template {template!r}; cut short, such classes would get identical features")
     device = clip.logit_scale.device
-    ids, eot = ids[:, :int(eot.max()) + 1].to(device), eot.to(device)
+    if not _reads_last(_text_tower(clip)): ids = ids[:, :int(eot.max()) + 1]             # SigLIP's: all positions
+    ids, eot = ids.to(device), eot.to(device)
     with torch.no_grad(): f = encode_text(clip, embed_text(clip, ids), eot)
-    pos = torch.arange(ids.shape[1], device=device)
-    mask = (pos >= 1) & (pos < eot[:, None])                                              # the words
+    pos, start = torch.arange(ids.shape[1], device=device), _text_layout(tokenizer)[0]
+    mask = (pos >= start) & (pos < eot[:, None])                                          # the words
     return ClassFeatures(f.h[:, None], f.tokens[:, None], mask[:, None])
 
 @patch
@@ -297,7 +304,8 @@ def set_classes(self:PromptCLIP,
     else:
         names = _clean_classnames(classnames)
         cfg = replace(self.cfg, template=template) if template is not None else self.cfg
-        self._fixed, self.classnames, self.cfg = _template_features(self.clip, cfg.template, names), names, cfg
+        self._fixed = _template_features(self.clip, cfg.template, names, self.tokenizer)
+        self.classnames, self.cfg = names, cfg
     self._cache = None
     return self
 
@@ -306,16 +314,17 @@ def set_classes(self:PromptCLIP,
 def _encode_classes(self:PromptCLIP)->ClassFeatures:
     "Run the text tower on all K*N prompted sequences (row k*N+n), in length buckets, and shape the result per class."
     if self.text is None: return self._fixed
-    embeds, eot, deep = self._text_inputs()                                # (n_seq,ℓ',d_t), (n_seq,), [(n_seq,b,d_t)]
+    embeds, eot, deep, start = self._text_inputs()                         # (n_seq,ℓ',d_t), (n_seq,), [(n_seq,b,d_t)]
     n_seq, run_len = embeds.shape[:2]
     lengths = self.text.lengths                                        # kept at set_classes: no host sync
-    buckets = length_buckets(lengths, 1, self.cfg.text_tokens) if self.cfg.text_buckets else [list(range(n_seq))]
+    bucketed = self.cfg.text_buckets and not self.text.full_context              # SigLIP: one length, the context's
+    buckets = length_buckets(lengths, 1, self.cfg.text_tokens) if bucketed else [list(range(n_seq))]
     hs, toks = [], []
-    with _grad_checkpointing(self.clip.transformer, self.cfg.checkpoint_text):                # this model's choice only
+    with _grad_checkpointing(_text_tower(self.clip).transformer, self.cfg.checkpoint_text):                # this model's choice only
         for idx in buckets:
             ix = torch.tensor(idx, device=eot.device)
             span = (min(lengths[i] for i in idx) - 1, max(lengths[i] for i in idx) - 1)    # its EOTs, known
-            f = encode_text(self.clip, embeds[ix], eot[ix], [p[ix] for p in deep], span=span)  # truncated
+            f = encode_text(self.clip, embeds[ix], eot[ix], [p[ix] for p in deep], start, span=span)  # truncated
             hs.append(f.h); toks.append(torch.nn.functional.pad(f.tokens, (0, 0, 0, run_len - f.tokens.shape[1])))
     back = torch.argsort(torch.tensor(sum(buckets, []), device=eot.device))                # original order
     h, tokens = torch.cat(hs)[back], torch.cat(toks)[back]                                 # (n_seq,d), (n_seq,ℓ',d)
@@ -365,25 +374,26 @@ def _global_feature(self:PromptCLIP, images:Tensor, img:ImageSide)->Tensor:
 @patch
 def _encode_conditioned(self:PromptCLIP, shift:Tensor, tokens:bool=False)->ClassFeatures:
     "Class features per image: `shift` (B,d_t) added to every context vector; h (B,K,N,d), tokens (B,K,N,L,d) if kept."
-    embeds, eot, deep = self._text_inputs()  # (n_seq,ℓ',d_t), (n_seq,), [(n_seq,b,d_t)]
+    embeds, eot, deep, s0 = self._text_inputs()  # (n_seq,ℓ',d_t), (n_seq,), [(n_seq,b,d_t)], the context's start
     (n_seq, run_len, _), B, b = embeds.shape, shift.shape[0], self.text.n_ctx
     keep = tokens or self.cfg.beta != 0
     lengths, budget = self.text.lengths, self.cfg.text_tokens
-    buckets = length_buckets(lengths, B, budget) if self.cfg.text_buckets else [list(range(n_seq))]
+    full = self.text.full_context                                                          # SigLIP: no cutting
+    buckets = length_buckets(lengths, B, budget) if self.cfg.text_buckets and not full else [list(range(n_seq))]
     hs, toks = [], []
     for idx in buckets:
-        ix, L = torch.tensor(idx, device=eot.device), max(lengths[i] for i in idx)
+        ix, L = torch.tensor(idx, device=eot.device), run_len if full else max(lengths[i] for i in idx)
         e, ee, dp = embeds[ix, :L], eot[ix], [p[ix] for p in deep]                         # (s,L,d_t)
         per_call = max(1, budget // (len(idx) * L))                                        # images per text-tower call
         h_b, t_b = [], []
         for i0 in range(0, B, per_call):
             sh = shift[i0:i0 + per_call]                                                   # (nb,d_t)
             x = e[None].expand(len(sh), -1, -1, -1)
-            x = torch.cat([x[:, :, :1], x[:, :, 1:1 + b] + sh[:, None, None].to(x.dtype), x[:, :, 1 + b:]],
+            x = torch.cat([x[:, :, :s0], x[:, :, s0:s0 + b] + sh[:, None, None].to(x.dtype), x[:, :, s0 + b:]],
                           2)                                                                 # (nb,s,L,d_t)
-            span = (min(lengths[i] for i in idx) - 1, L - 1)
+            span = (min(lengths[i] for i in idx) - 1, max(lengths[i] for i in idx) - 1)
             f = encode_text(self.clip, x.flatten(0, 1), ee.repeat(len(sh)), [p.repeat(len(sh), 1, 1) for p in dp],
-                            span=span)
+                            s0, span=span)
             h_b.append(f.h.view(len(sh), len(idx), -1))
             if keep:
                 padded = torch.nn.functional.pad(f.tokens, (0, 0, 0, run_len - f.tokens.shape[1]))
@@ -402,7 +412,7 @@ def features(self:PromptCLIP, images:Tensor, tokens:bool=False)->tuple:
     img = self.encode_images(images)
     if self.meta is None: return img, self.class_features()
     if not self.classnames: raise RuntimeError("the model has no classes yet: call set_classes(names) first")
-    with _grad_checkpointing(self.clip.transformer, self.cfg.checkpoint_text):                # this model's choice only
+    with _grad_checkpointing(_text_tower(self.clip).transformer, self.cfg.checkpoint_text):                # this model's choice only
         return img, self._encode_conditioned(self.meta(self._global_feature(images, img)), tokens)
 
 
@@ -503,7 +513,7 @@ def predict(self:PromptCLIP,
             topk:int=5,            # classes per image (at most K)
             batch_size:int=64,     # images per forward pass
            )->Predictions:
-    "The top-k classes of each image with their probabilities, in eval mode and without gradients."
+    "The top-k classes of each image with their probabilities (SigLIP: sigmoids), in eval mode, without gradients."
     if not self.classnames: raise RuntimeError("the model has no classes yet: call set_classes(names) first")
     if not _is_int(topk) or topk < 1: raise ValueError(f"topk must be an integer >= 1, got {topk!r}")
     if not _is_int(batch_size) or batch_size < 1:
@@ -525,5 +535,7 @@ def predict(self:PromptCLIP,
     if bad := int((~torch.isfinite(logits).all(-1)).sum()):
         raise FloatingPointError(f"the logits of {bad} of {len(items)} images are not finite: the prompts or the "
                                  "images hold NaN or inf, so no prediction is reported")
-    probs, idx = logits.softmax(-1).topk(min(topk, len(self.classnames)), -1)
+    bias = getattr(self.clip, 'logit_bias', None)                  # SigLIP's: one sigmoid per class, as it was trained
+    probs = logits.softmax(-1) if bias is None else torch.sigmoid(logits + bias.float().to(logits.device))
+    probs, idx = probs.topk(min(topk, len(self.classnames)), -1)
     return Predictions(idx.cpu(), probs.cpu(), [[self.classnames[j] for j in row] for row in idx.tolist()])

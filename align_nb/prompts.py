@@ -13,7 +13,7 @@ from torch import Tensor, nn
 import torch.nn.functional as F
 from typing import NamedTuple
 from fastcore.basics import patch
-from .clip import tokenize, embed_text, clip_dims
+from .clip import tokenize, embed_text, clip_dims, _text_layout, _text_tower, _reads_last, _default_tokenizer
 
 # %% ../nbs/04_prompts.ipynb #9920999a
 def _group_inits(init, init_style, n_groups):
@@ -33,17 +33,17 @@ def _group_inits(init, init_style, n_groups):
     return init
 
 # %% ../nbs/04_prompts.ipynb #6d3ff470
-def _init_group(model, init, n_ctx, std, tokenizer):
-    "One group's starting context (b,d_t), its prefix text and its number of fixed words."
+def _init_group(model, init, n_ctx, std, tokenizer, start):
+    "One group's starting context (b,d_t), its prefix text and its number of fixed words (text from `start` on)."
     if init is None:
         ctx = torch.randn(n_ctx, clip_dims(model).d_t, device=next(model.parameters()).device) * std
         return ctx, ' '.join(['X'] * n_ctx), 0
     ids, eot = tokenize(init, tokenizer)
-    n_tokens = int(eot[0]) - 1
+    n_tokens = int(eot[0]) - start
     if n_tokens < n_ctx:
         raise ValueError(f"init {init!r} has {n_tokens} tokens, fewer than n_ctx={n_ctx}; use a longer string or None "
                          "(random init)")
-    ctx = embed_text(model, ids)[0, 1:1 + n_ctx].detach().clone()
+    ctx = embed_text(model, ids)[0, start:start + n_ctx].detach().clone()
     return ctx, ' '.join(init.split()), n_tokens - n_ctx
 
 # %% ../nbs/04_prompts.ipynb #1f21a30f
@@ -56,7 +56,7 @@ class TextPrompts(nn.Module):
         depth:int=1,           # prompted layers: 0 (the input) and 1..depth-1 (deep prompts)
         init:str|list|None='a photo of a', # init words: one string (every group), a list of N (str or None), or None
         init_style:str='all',  # 'all': `init` as given; 'authors': group 0 from `init`, the rest random (appendix A.3)
-        tokenizer=None,        # open_clip tokenizer; default: the CLIP BPE tokenizer
+        tokenizer=None,        # open_clip tokenizer; default: CLIP's BPE, or a SigLIP tower's own (by its name)
         std:float=0.02,        # standard deviation of the random inits
     ):
         super().__init__()
@@ -66,8 +66,12 @@ class TextPrompts(nn.Module):
             if v < lo or (hi is not None and v > hi):
                 most = f' and at most {hi} (the text blocks)' if hi else ''
                 raise ValueError(f"{name} must be at least {lo}{most}, got {v}")
+        self.full_context = _reads_last(_text_tower(model))   # SigLIP: every position runs, the last one is read
+        tokenizer = tokenizer if tokenizer is not None else _default_tokenizer(model)
         self.n_groups, self.n_ctx, self.depth, self.width, self.tokenizer = n_groups, n_ctx, depth, dims.d_t, tokenizer
-        groups = [_init_group(model, s, n_ctx, std, tokenizer) for s in _group_inits(init, init_style, n_groups)]
+        self.start = _text_layout(tokenizer)[0]                # where the context goes: after CLIP's start token
+        groups = [_init_group(model, s, n_ctx, std, tokenizer, self.start)
+                  for s in _group_inits(init, init_style, n_groups)]
         self.ctx = nn.Parameter(torch.stack([g[0] for g in groups]).float())                       # (N,b,d_t)
         self.prefixes, self.n_fixed = [g[1] for g in groups], [g[2] for g in groups]
         self.deep = nn.ParameterList([nn.Parameter(torch.randn_like(self.ctx) * std) for _ in range(depth - 1)])
@@ -117,7 +121,7 @@ def setup(self:TextPrompts,
     if len(cut):
         name = names[int(cut[0]) // self.n_groups]
         raise ValueError(f"class name {name!r} does not fit the text context of {ids.shape[1]} tokens")
-    run_len = int(eot.max()) + 1
+    run_len = ids.shape[1] if self.full_context else int(eot.max()) + 1          # SigLIP: all of them
     device = self.ctx.device
     self.ids, self.eot = ids[:, :run_len].to(device), eot.to(device)
     self.lengths = (eot + 1).tolist()                      # the sequences' lengths, kept: no host sync per step
@@ -128,25 +132,26 @@ def setup(self:TextPrompts,
 
 # %% ../nbs/04_prompts.ipynb #1d10d100
 class TextInputs(NamedTuple):
-    "What `encode_text` takes: embeds (n_seq,run_len,d_t), context in place; eot (n_seq,); deep [(n_seq,b,d_t)]."
+    "What `encode_text` takes: embeds (n_seq,run_len,d_t), context in place; eot (n_seq,); deep; the context's start."
     embeds: Tensor
     eot: Tensor
     deep: list[Tensor]
+    ctx_start: int = 1
 
 # %% ../nbs/04_prompts.ipynb #8e2fb507
 @patch
 def forward(self:TextPrompts,
     ctx:Tensor|None=None, # (N,b,d_t) a context to place instead of `self.ctx` (from a generator: UnifiedPrompts)
 )->TextInputs:
-    "The text tower's inputs: token embeddings with each group's context at positions 1..b, EOTs, deep prompts."
+    "The text tower's inputs: token embeddings with each group's context at positions start..start+b-1, EOTs, deep."
     if self.eot is None: raise RuntimeError("TextPrompts has no class names yet: call setup(model, classnames) first")
-    K, b = self.n_classes, self.n_ctx
+    K, b, s = self.n_classes, self.n_ctx, self.start
     ctx = self.ctx if ctx is None else ctx
     if ctx.shape != self.ctx.shape:
         raise ValueError(f"ctx must be (N,b,d_t) = {tuple(self.ctx.shape)}, got {tuple(ctx.shape)}")
     ctx = ctx.repeat(K, 1, 1)                                                  # (n_seq,b,d_t): row k*N+n is group n
-    embeds = torch.cat([self.token_embeds[:, :1], ctx, self.token_embeds[:, 1 + b:]], 1)  # (n_seq,run_len,d_t)
-    return TextInputs(embeds, self.eot, [p.repeat(K, 1, 1) for p in self.deep])
+    embeds = torch.cat([self.token_embeds[:, :s], ctx, self.token_embeds[:, s + b:]], 1)  # (n_seq,run_len,d_t)
+    return TextInputs(embeds, self.eot, [p.repeat(K, 1, 1) for p in self.deep], s)
 
 # %% ../nbs/04_prompts.ipynb #ee3358e8
 @patch
@@ -155,7 +160,7 @@ def token_mask(self:TextPrompts,
 )->Tensor:            # (n_seq,run_len) bool, True on the token-set positions
     "Which text positions form each sequence's token set, as the paper or the authors' code defines it."
     if self.eot is None: raise RuntimeError("call setup(model, classnames) first")
-    K, N, b, eot = self.n_classes, self.n_groups, self.n_ctx, self.eot
+    K, N, b, eot, s = self.n_classes, self.n_groups, self.n_ctx, self.eot, self.start
     pos = torch.arange(self.ids.shape[1], device=eot.device)                              # (run_len,)
     valid = pos <= eot[:, None]                                                            # (n_seq,run_len)
     if mode == 'valid': return valid
@@ -163,10 +168,10 @@ def token_mask(self:TextPrompts,
         e0 = eot.view(K, N)[:, :1].expand(K, N).reshape(-1)                                # group 0's EOT, (n_seq,)
         return (pos <= e0[:, None] - 2) & valid
     if mode == 'paper':
-        start = 1 + b + torch.tensor(self.n_fixed, device=eot.device).repeat(K)          # first class token, (n_seq,)
-        period = tokenize('.', self.tokenizer).ids[0, 1].to(eot.device)
+        start = s + b + torch.tensor(self.n_fixed, device=eot.device).repeat(K)          # first class token, (n_seq,)
+        period = tokenize('.', self.tokenizer).ids[0, s].to(eot.device)
         end = eot - (self.ids.gather(1, (eot - 1)[:, None])[:, 0] == period).long()        # past the class tokens
-        return ((pos >= 1) & (pos <= b)) | ((pos >= start[:, None]) & (pos < end[:, None]))
+        return ((pos >= s) & (pos < s + b)) | ((pos >= start[:, None]) & (pos < end[:, None]))
     raise ValueError(f"Unknown token-set mode {mode!r}; use 'paper', 'authors' or 'valid'")
 
 # %% ../nbs/04_prompts.ipynb #1c8d901f

@@ -22,7 +22,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from .hierarchical_ot import token_ot
-from .clip import clip_dims, tokenize, _clip_tokenizer
+from .clip import clip_dims, tokenize, _clip_tokenizer, _text_layout
 from .model import PromptCLIP, ImageSide
 from .prompts import _group_inits
 
@@ -228,22 +228,29 @@ def plot_token_plans(
     return _overlay_figure(img, cells, rows, alpha, size,
                            title=title, cbar=f"the token's mass per patch\n({how})")
 
+# %% ../nbs/10_visualize.ipynb #f1891367
+def _class_sequences(model:PromptCLIP, k:int)->tuple:
+    "Class k's text sequences (N,L) and their EOT positions (N,): the learned prompts' or the hand template's."
+    N = model.cfg.n_text
+    if model.text is not None: return model.text.ids[k * N:(k + 1) * N].cpu(), model.text.eot[k * N:(k + 1) * N].cpu()
+    return tokenize([model.cfg.template.format(model.classnames[k])], model.tokenizer)
+
 # %% ../nbs/10_visualize.ipynb #5b030349
 def token_labels(
     model:PromptCLIP,  # a model with its classes set
     k:int,             # class index
 )->list:               # N lists of L names, one per text position of class k's sequences
     "The reader's names of class k's text positions: '[SOS]', 'ctx 1'.. for learned context, the words, '[EOT]'."
-    learned, N = model.text is not None, model.cfg.n_text
-    seqs = (model.text.ids[k * N:(k + 1) * N] if learned                                   # (N,L), or the hand template
-            else tokenize([model.cfg.template.format(model.classnames[k])]).ids)
-    tok = (model.text.tokenizer if learned else None) or _clip_tokenizer()
-    b = model.text.n_ctx if learned else 0
+    learned, N, tok = model.text is not None, model.cfg.n_text, model.tokenizer
+    seqs, eots = _class_sequences(model, k)
+    start, b = _text_layout(tok)[0], model.text.n_ctx if learned else 0
+    decode = (tok or _clip_tokenizer()).decode
     def name(l, i, eot):
-        if l == 0: return '[SOS]'
-        if l <= b: return f'ctx {l}'
-        return '[EOT]' if l == eot else '' if l > eot else tok.decode([i]).strip()
-    return [[name(l, i, int(s.argmax())) for l, i in enumerate(s.tolist())] for s in seqs]
+        if l < start: return '[SOS]'
+        if l < start + b: return f'ctx {l - start + 1}'
+        return '[EOT]' if l == eot else '' if l > eot else decode([i]).strip()
+    return [[name(l, i, int(e)) for l, i in enumerate(s.tolist())] for s, e in zip(seqs, eots)]
+
 
 # %% ../nbs/10_visualize.ipynb #6614147f
 def prompt_labels(
@@ -266,12 +273,10 @@ def word_positions(
     words,             # the words to find, e.g. the class name split into words
 )->Tensor:             # (N,T) bool: position t of class k's sequence n holds (a BPE token of) one of `words`
     "Where `words` sit in the text sequences of class `k` (every token of each whole word)."
-    N = model.cfg.n_text
-    seqs = (model.text.ids[k * N:(k + 1) * N] if model.text is not None   # learned text, or the hand template
-            else tokenize([model.cfg.template.format(model.classnames[k])]).ids)
+    seqs, start = _class_sequences(model, k)[0], _text_layout(model.tokenizer)[0]
     out = torch.zeros(seqs.shape, dtype=torch.bool)
     for w in ([words] if isinstance(words, str) else list(words)):
-        t = tokenize([w]); sub = t.ids[0, 1:int(t.eot[0])].to(seqs.device)
+        t = tokenize([w], model.tokenizer); sub = t.ids[0, start:int(t.eot[0])]
         for i in range(seqs.shape[1] - len(sub) + 1):
             hit = (seqs[:, i:i + len(sub)] == sub).all(-1).cpu()
             out[hit, i:i + len(sub)] = True

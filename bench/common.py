@@ -54,7 +54,7 @@ def authors_model(clip, classnames, **changes):
     from align_nb.clip import encode_text
     class Authors(PromptCLIP):
         def _encode_classes(self):
-            embeds, eot, deep = self.text()
+            embeds, eot, deep, _ = self.text()
             S, T, d_t = embeds.shape
             ctx_len = self.clip.positional_embedding.shape[0]
             pad = self.clip.token_embedding.weight[0].expand(S, ctx_len - T, d_t)     # the id-0 padding, to 77
