@@ -296,6 +296,11 @@ def _default_tokenizer(model):
         raise ValueError("this text tower is SigLIP's kind (last-token pooling), which comes with its own tokenizer, "
                          "and this CLIP was not built by load_clip, which records the model's name: pass "
                          "tokenizer=open_clip.get_tokenizer(<the model's name>)")
+    return _named_tokenizer(name)
+
+@functools.lru_cache(maxsize=None)
+def _named_tokenizer(name:str):
+    "open_clip's tokenizer for a model name, built once (a SigLIP tokenizer is a Hugging Face load)."
     return open_clip.get_tokenizer(name)
 
 # %% ../nbs/03_clip.ipynb #13584658

@@ -197,8 +197,8 @@ def _check_tower(cfg, clip):
     if cfg.text == 'learned' and cfg.token_set == 'authors' and _reads_last(_text_tower(clip)):
         raise ValueError("token_set='authors' is the authors' code's token set on CLIP's causal layout (the start "
                          "token through the class name, cut at group 0's EOT, which a causal tower's earlier "
-                         "positions never see); this text tower is SigLIP's kind (bidirectional, no start token), "
-                         "where it means nothing: use token_set='paper' (preset 'align')")
+                         "positions never see); this text tower is SigLIP's kind (bidirectional, read at its last "
+                         "position), where it means nothing: use token_set='paper' (preset 'align')")
 
 @contextmanager
 def _grad_checkpointing(transformer:nn.Module, on:bool):
@@ -314,7 +314,7 @@ def set_classes(self:PromptCLIP,
 def _encode_classes(self:PromptCLIP)->ClassFeatures:
     "Run the text tower on all K*N prompted sequences (row k*N+n), in length buckets, and shape the result per class."
     if self.text is None: return self._fixed
-    embeds, eot, deep, start = self._text_inputs()                         # (n_seq,ℓ',d_t), (n_seq,), [(n_seq,b,d_t)]
+    embeds, eot, deep, start = self._text_inputs()       # (n_seq,ℓ',d_t), (n_seq,), [(n_seq,b,d_t)], context's start
     n_seq, run_len = embeds.shape[:2]
     lengths = self.text.lengths                                        # kept at set_classes: no host sync
     bucketed = self.cfg.text_buckets and not self.text.full_context              # SigLIP: one length, the context's
@@ -324,7 +324,7 @@ def _encode_classes(self:PromptCLIP)->ClassFeatures:
         for idx in buckets:
             ix = torch.tensor(idx, device=eot.device)
             span = (min(lengths[i] for i in idx) - 1, max(lengths[i] for i in idx) - 1)    # its EOTs, known
-            f = encode_text(self.clip, embeds[ix], eot[ix], [p[ix] for p in deep], start, span=span)  # truncated
+            f = encode_text(self.clip, embeds[ix], eot[ix], [p[ix] for p in deep], start, span=span)  # cut (CLIP)
             hs.append(f.h); toks.append(torch.nn.functional.pad(f.tokens, (0, 0, 0, run_len - f.tokens.shape[1])))
     back = torch.argsort(torch.tensor(sum(buckets, []), device=eot.device))                # original order
     h, tokens = torch.cat(hs)[back], torch.cat(toks)[back]                                 # (n_seq,d), (n_seq,ℓ',d)
@@ -507,13 +507,20 @@ def _load_one(model, item)->Tensor:
     if isinstance(item, Image.Image): return model.preprocess(item)
     raise TypeError(f"an image must be a PIL image, a path or a preprocessed (3,H,W) tensor, got {type(item).__name__}")
 
+@patch(as_prop=True)
+def _siglip_probs(self:PromptCLIP)->bool:
+    "Whether a logit is SigLIP's own, scale·cos of one image and one text feature, so sigmoid(logit + bias) applies."
+    c = self.cfg
+    return (getattr(self.clip, 'logit_bias', None) is not None and c.tau is None and c.n_text == 1 and c.n_vis == 1
+            and c.beta == 0 and c.visual_support == 'prompts')
+
 @patch
 def predict(self:PromptCLIP,
             images,                # a PIL image, a path, a (3,H,W) or (B,3,H,W) tensor, or a list of these
             topk:int=5,            # classes per image (at most K)
             batch_size:int=64,     # images per forward pass
            )->Predictions:
-    "The top-k classes of each image with their probabilities (SigLIP: sigmoids), in eval mode, without gradients."
+    "The top-k classes of each image with their probabilities (SigLIP's logits: sigmoids), in eval mode, no gradients."
     if not self.classnames: raise RuntimeError("the model has no classes yet: call set_classes(names) first")
     if not _is_int(topk) or topk < 1: raise ValueError(f"topk must be an integer >= 1, got {topk!r}")
     if not _is_int(batch_size) or batch_size < 1:
@@ -535,7 +542,7 @@ def predict(self:PromptCLIP,
     if bad := int((~torch.isfinite(logits).all(-1)).sum()):
         raise FloatingPointError(f"the logits of {bad} of {len(items)} images are not finite: the prompts or the "
                                  "images hold NaN or inf, so no prediction is reported")
-    bias = getattr(self.clip, 'logit_bias', None)                  # SigLIP's: one sigmoid per class, as it was trained
-    probs = logits.softmax(-1) if bias is None else torch.sigmoid(logits + bias.float().to(logits.device))
+    if self._siglip_probs: probs = torch.sigmoid(logits + self.clip.logit_bias.float().to(logits.device))
+    else: probs = logits.softmax(-1)
     probs, idx = probs.topk(min(topk, len(self.classnames)), -1)
     return Predictions(idx.cpu(), probs.cpu(), [[self.classnames[j] for j in row] for row in idx.tolist()])

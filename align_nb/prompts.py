@@ -69,7 +69,7 @@ class TextPrompts(nn.Module):
         self.full_context = _reads_last(_text_tower(model))   # SigLIP: every position runs, the last one is read
         tokenizer = tokenizer if tokenizer is not None else _default_tokenizer(model)
         self.n_groups, self.n_ctx, self.depth, self.width, self.tokenizer = n_groups, n_ctx, depth, dims.d_t, tokenizer
-        self.start = _text_layout(tokenizer)[0]                # where the context goes: after CLIP's start token
+        self.start = _text_layout(tokenizer)[0]                # where the context goes (CLIP: after its start token)
         groups = [_init_group(model, s, n_ctx, std, tokenizer, self.start)
                   for s in _group_inits(init, init_style, n_groups)]
         self.ctx = nn.Parameter(torch.stack([g[0] for g in groups]).float())                       # (N,b,d_t)
@@ -117,6 +117,10 @@ def setup(self:TextPrompts,
     names = _clean_classnames(classnames)
     texts = [f"{prefix} {c}." for c in names for prefix in self.prefixes]                 # row k*N + n
     ids, eot = tokenize(texts, self.tokenizer)                                             # (n_seq,ctx_len), (n_seq,)
+    for prefix, fixed in zip(self.prefixes, self.n_fixed):          # the layout assumes the prefix's token count
+        if (n := int(tokenize(prefix, self.tokenizer).eot[0]) - self.start) != self.n_ctx + fixed:
+            raise ValueError(f"the tokenizer makes {n} tokens of the prefix {prefix!r}, not n_ctx + fixed words = "
+                             f"{self.n_ctx + fixed}: the context would not sit where the prompts expect it")
     cut = (eot == ids.shape[1] - 1).nonzero()[:, 0]                                        # EOT forced at the end
     if len(cut):
         name = names[int(cut[0]) // self.n_groups]
@@ -154,6 +158,11 @@ def forward(self:TextPrompts,
     return TextInputs(embeds, self.eot, [p.repeat(K, 1, 1) for p in self.deep], s)
 
 # %% ../nbs/04_prompts.ipynb #ee3358e8
+def _period(tokenizer, start)->int:
+    "The id of the final '.' as the tokenizer writes it after a word (-1 if it drops punctuation, as SigLIP's cleans)."
+    ids, eot = tokenize(['a', 'a.'], tokenizer)
+    return int(ids[1, start + 1]) if int(eot[1]) == int(eot[0]) + 1 else -1
+
 @patch
 def token_mask(self:TextPrompts,
     mode:str='paper', # 'paper' (context + class tokens), 'authors' (0..e_k-2, group 0's EOT) or 'valid' (0..eot)
@@ -169,8 +178,7 @@ def token_mask(self:TextPrompts,
         return (pos <= e0[:, None] - 2) & valid
     if mode == 'paper':
         start = s + b + torch.tensor(self.n_fixed, device=eot.device).repeat(K)          # first class token, (n_seq,)
-        period = tokenize('.', self.tokenizer).ids[0, s].to(eot.device)
-        end = eot - (self.ids.gather(1, (eot - 1)[:, None])[:, 0] == period).long()        # past the class tokens
+        end = eot - (self.ids.gather(1, (eot - 1)[:, None])[:, 0] == _period(self.tokenizer, s)).long()  # past the class
         return ((pos >= s) & (pos < s + b)) | ((pos >= start[:, None]) & (pos < end[:, None]))
     raise ValueError(f"Unknown token-set mode {mode!r}; use 'paper', 'authors' or 'valid'")
 

@@ -244,7 +244,8 @@ def token_labels(
     learned, N, tok = model.text is not None, model.cfg.n_text, model.tokenizer
     seqs, eots = _class_sequences(model, k)
     start, b = _text_layout(tok)[0], model.text.n_ctx if learned else 0
-    decode = (tok or _clip_tokenizer()).decode
+    t = tok or _clip_tokenizer()
+    decode = t.decode if hasattr(t, 'decode') else t.tokenizer.decode     # open_clip's HFTokenizer wraps one
     def name(l, i, eot):
         if l < start: return '[SOS]'
         if l < start + b: return f'ctx {l - start + 1}'
