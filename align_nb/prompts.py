@@ -108,6 +108,11 @@ def _clean_classnames(classnames):
     return names
 
 # %% ../nbs/04_prompts.ipynb #fdc99922
+def _period(tokenizer, start)->int:
+    "The id of the final '.' as the tokenizer writes it after a word (-1 if it drops punctuation, as SigLIP's cleans)."
+    ids, eot = tokenize(['a', 'a.'], tokenizer)
+    return int(ids[1, start + 1]) if int(eot[1]) == int(eot[0]) + 1 else -1
+
 @patch
 def setup(self:TextPrompts,
     model:nn.Module,       # the CLIP whose word embeddings fill the buffers
@@ -131,7 +136,7 @@ def setup(self:TextPrompts,
     self.lengths = (eot + 1).tolist()                      # the sequences' lengths, kept: no host sync per step
     with torch.no_grad():
         self.token_embeds = embed_text(model, self.ids).to(device, self.ctx.dtype)          # (n_seq,run_len,d_t)
-    self.classnames = names
+    self.classnames, self.period = names, _period(self.tokenizer, self.start)   # read once, not per step
     return self
 
 # %% ../nbs/04_prompts.ipynb #1d10d100
@@ -158,11 +163,6 @@ def forward(self:TextPrompts,
     return TextInputs(embeds, self.eot, [p.repeat(K, 1, 1) for p in self.deep], s)
 
 # %% ../nbs/04_prompts.ipynb #ee3358e8
-def _period(tokenizer, start)->int:
-    "The id of the final '.' as the tokenizer writes it after a word (-1 if it drops punctuation, as SigLIP's cleans)."
-    ids, eot = tokenize(['a', 'a.'], tokenizer)
-    return int(ids[1, start + 1]) if int(eot[1]) == int(eot[0]) + 1 else -1
-
 @patch
 def token_mask(self:TextPrompts,
     mode:str='paper', # 'paper' (context + class tokens), 'authors' (0..e_k-2, group 0's EOT) or 'valid' (0..eot)
@@ -178,7 +178,7 @@ def token_mask(self:TextPrompts,
         return (pos <= e0[:, None] - 2) & valid
     if mode == 'paper':
         start = s + b + torch.tensor(self.n_fixed, device=eot.device).repeat(K)          # first class token, (n_seq,)
-        end = eot - (self.ids.gather(1, (eot - 1)[:, None])[:, 0] == _period(self.tokenizer, s)).long()  # past the class
+        end = eot - (self.ids.gather(1, (eot - 1)[:, None])[:, 0] == self.period).long()  # past the class
         return ((pos >= s) & (pos < s + b)) | ((pos >= start[:, None]) & (pos < end[:, None]))
     raise ValueError(f"Unknown token-set mode {mode!r}; use 'paper', 'authors' or 'valid'")
 
