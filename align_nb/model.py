@@ -320,7 +320,7 @@ def _encode_classes(self:PromptCLIP)->ClassFeatures:
     bucketed = self.cfg.text_buckets and not self.text.full_context              # SigLIP: one length, the context's
     buckets = length_buckets(lengths, 1, self.cfg.text_tokens) if bucketed else [list(range(n_seq))]
     hs, toks = [], []
-    with _grad_checkpointing(_text_tower(self.clip).transformer, self.cfg.checkpoint_text):                # this model's choice only
+    with _grad_checkpointing(_text_tower(self.clip).transformer, self.cfg.checkpoint_text):   # this model's only
         for idx in buckets:
             ix = torch.tensor(idx, device=eot.device)
             span = (min(lengths[i] for i in idx) - 1, max(lengths[i] for i in idx) - 1)    # its EOTs, known
@@ -412,7 +412,7 @@ def features(self:PromptCLIP, images:Tensor, tokens:bool=False)->tuple:
     img = self.encode_images(images)
     if self.meta is None: return img, self.class_features()
     if not self.classnames: raise RuntimeError("the model has no classes yet: call set_classes(names) first")
-    with _grad_checkpointing(_text_tower(self.clip).transformer, self.cfg.checkpoint_text):                # this model's choice only
+    with _grad_checkpointing(_text_tower(self.clip).transformer, self.cfg.checkpoint_text):   # this model's only
         return img, self._encode_conditioned(self.meta(self._global_feature(images, img)), tokens)
 
 
