@@ -199,7 +199,9 @@ def run_identity(dataset, root, preset, cfg, clip, shots, seed, subsample, train
 
 def training_identity(identity:dict)->dict:
     "What decides the training alone: the identity without the test sets (evaluated afresh after a resumed training)."
-    return {**identity, 'data': {k: v for k, v in identity['data'].items() if k not in ('test', 'eval_on')}}
+    drop = ('eval_on', 'zero_shot')                                           # which test sets, and zero-shot or not
+    return {**{k: v for k, v in identity.items() if k not in drop},
+            'data': {k: v for k, v in identity['data'].items() if k not in ('test', 'eval_on')}}
 
 def _resumable(out:Path, identity:dict)->dict|None:
     "Resuming the run in `out`: its results if it finished; None if its training is to go on; refused if another run."
@@ -208,7 +210,7 @@ def _resumable(out:Path, identity:dict)->dict|None:
         where, theirs = out / RESULTS, saved.get('identity', {})
     else:
         saved, where, identity = None, out / CKPT, training_identity(identity)
-        theirs = load_checkpoint(out / CKPT).get('meta', {}).get('identity', {})
+        theirs = training_identity(load_checkpoint(out / CKPT).get('meta', {}).get('identity', {'data': {}}))
     diffs = config_differences(theirs, identity)
     if diffs:
         raise ValueError(f"cannot resume: {where} is the run of other settings; {len(diffs)} differ (saved -> now): " +

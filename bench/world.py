@@ -7,25 +7,26 @@ as the authors' code computes it) on the world's CLIP (`load_clip('world-vit', '
 - few-shot on `world` (all 48 classes, 1, 2, 4, 8, 16 shots), like Fig. 3;
 - cross-dataset (like Table 2) and domain generalisation (like Table 3): one model per seed trained on all of `world`
   (16 shots), tested on the five other world sets (shapes, colours, patterns, sizes, places) and on the four shifted
-  domains of `world` (v2, sketch, clutter, palette);
+  domains of `world` (v2, sketch, clutter, palette). That training is the few-shot part's 16-shot run (the same
+  recipe), so a transfer run starts from its finished checkpoint and only evaluates;
 - ablations of ALIGN (paper form) on base to new: the uniform prompt-level plan, and beta = 0 and 0.5 (beta = 1 is
   ALIGN itself).
 
 The recipe is the world's of notebook 08 (`recipe(protocol, 'world')`: SGD at lr 0.0035, batches of 4, no warm-up, no
 random crop; 4 epochs base to new, 6/3/2/1/1 epochs for 1/2/4/8/16 shots, 1 epoch cross-dataset), the same for every
-preset: a miniature sized for about an hour (it takes longer: see below), not anyone's tuned recipe. Each run is a
+preset: a miniature sized for about an hour (it takes longer), not anyone's tuned recipe. Each run is a
 `run` of notebook 08 in its own folder under --out (resumable: an interrupted bench continues where it stopped; a
 finished run is read back, not recomputed, only if its settings are the same). Tables and every run's numbers and wall
 time go to --out/RESULTS.md and --out/results.json.
 
-    python bench/world.py                                  # everything (70 to 80 min on 2 CPU cores: bench/RESULTS.md)
+    python bench/world.py                                  # everything (about 75 min on 2 CPU cores: bench/RESULTS.md)
     python bench/world.py --seeds 1 --parts base2new       # a part
 """
-import argparse, json, math, os, statistics, sys, time, warnings
+import argparse, json, math, os, shutil, statistics, sys, time, warnings
 from pathlib import Path
 import torch
 from align_nb.protocols import run, recipe, ClipSpec, WORLD_XD_TARGETS, WORLD_DG_TARGETS
-from align_nb.train import CKPT, RESULTS
+from align_nb.train import CKPT, METRICS, RESULTS
 
 PRESETS = ('zeroshot', 'coop', 'cocoop', 'vpt', 'ivlp', 'maple', 'plot', 'plotpp', 'upt', 'align', 'align_authors')
 NAMES = dict(zeroshot='CLIP (zero-shot)', coop='CoOp', cocoop='CoCoOp', vpt='VPT', ivlp='IVLP', maple='MaPLe', plot='PLOT',
@@ -47,6 +48,15 @@ def one(out, preset, seed, protocol, shots=16, subsample='all', eval_on=(), mode
     print(f"  {protocol:9s} {preset:14s} seed {seed} shots {shots:2d} {json.dumps(model_changes or {}):18s} "
           f"{res['time']:6.1f} s  " + '  '.join(f"{k} {v:.1f}" for k, v in res['test'].items()), flush=True)
     return res
+
+def reuse_training(src, dst):
+    """Start the transfer run `dst` from the finished 16-shot few-shot run `src`: the same recipe, only the test sets
+    differ, so `run` takes it up, trains nothing and evaluates the targets (it refuses if the settings differ)."""
+    same = recipe('fewshot', 'world', 'world', 16) == recipe('crossdataset', 'world', 'world', 16)
+    if not same or not (src / RESULTS).exists() or not (src / CKPT).exists(): return   # zero-shot: nothing trained
+    if (dst / CKPT).exists() or (dst / RESULTS).exists(): return
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in (CKPT, METRICS): shutil.copy(src / f, dst / f)
 
 def ms(xs):
     "mean ± std (sample std over seeds; one seed: the mean alone)."
@@ -109,6 +119,7 @@ def main(argv=None):
         targets = (*WORLD_XD_TARGETS, *WORLD_DG_TARGETS)
         rows = []
         for pr in presets:
+            for s in seeds: reuse_training(out / 'fewshot' / pr / 'shots16' / f'seed{s}', out / 'transfer' / pr / f'seed{s}')
             rs = [one(out / 'transfer' / pr / f'seed{s}', pr, s, 'crossdataset', eval_on=tuple((t, 'all') for t in targets), log=log)
                   for s in seeds]
             rows.append((pr, {k: [r['test'][f'{k}/all'] for r in rs] for k in ('world', *targets)}))
