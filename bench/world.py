@@ -119,7 +119,8 @@ def main(argv=None):
         targets = (*WORLD_XD_TARGETS, *WORLD_DG_TARGETS)
         rows = []
         for pr in presets:
-            for s in seeds: reuse_training(out / 'fewshot' / pr / 'shots16' / f'seed{s}', out / 'transfer' / pr / f'seed{s}')
+            for s in seeds:                                       # the few-shot part's 16-shot training, if finished
+                reuse_training(out / 'fewshot' / pr / 'shots16' / f'seed{s}', out / 'transfer' / pr / f'seed{s}')
             rs = [one(out / 'transfer' / pr / f'seed{s}', pr, s, 'crossdataset', eval_on=tuple((t, 'all') for t in targets), log=log)
                   for s in seeds]
             rows.append((pr, {k: [r['test'][f'{k}/all'] for r in rs] for k in ('world', *targets)}))
