@@ -14,10 +14,10 @@ as the authors' code computes it) on the world's CLIP (`load_clip('world-vit', '
 
 The recipe is the world's of notebook 08 (`recipe(protocol, 'world')`: SGD at lr 0.0035, batches of 4, no warm-up, no
 random crop; 4 epochs base to new, 6/3/2/1/1 epochs for 1/2/4/8/16 shots, 1 epoch cross-dataset), the same for every
-preset: a miniature sized for about an hour (it takes longer), not anyone's tuned recipe. Each run is a
-`run` of notebook 08 in its own folder under --out (resumable: an interrupted bench continues where it stopped; a
-finished run is read back, not recomputed, only if its settings are the same). Tables and every run's numbers and wall
-time go to --out/RESULTS.md and --out/results.json.
+preset: a miniature sized for about an hour (it takes longer), not anyone's tuned recipe. Each run is a `run` of
+notebook 08 in its own folder under --out (resumable: an interrupted bench continues where it stopped; a finished run
+is read back, not recomputed, only if its settings are the same). Tables and every run's numbers and wall time go to
+--out/RESULTS.md and --out/results.json.
 
     python bench/world.py                                  # everything (about 75 min on 2 CPU cores: bench/RESULTS.md)
     python bench/world.py --seeds 1 --parts base2new       # a part
