@@ -233,6 +233,30 @@ def _renamed_marginals(old, mu, nu, mask_mu, mask_nu):
         new[name] = value
     return new['mu'], new['nu'], new['mask_mu'], new['mask_nu']
 
+# %% ../nbs/01_sinkhorn.ipynb #316d4b7c
+_BLOCK_ENTRIES = 2**18   # kernel entries per thread in one CPU block: 1 MB of float32, within a core's L2 cache
+
+def _solve_scaling(method, C, cmin, mu, nu, eps, n_iters, tol, check_every, group_dims):
+    "The kernel method or the authors' algorithm -> (T, iterations, ok, groups left or None); CPU, no graph: in blocks."
+    def solve(C, cmin, mu, nu, group_dims):
+        if method == 'authors': return _solve_authors(C, mu, nu, eps, n_iters, tol, group_dims, check_every)
+        return *_solve_kernel(C, cmin, mu, nu, eps, n_iters, _EarlyStop(C.shape[:-2], tol, check_every, C.device)), None
+    n_batch, (n, m) = C.dim() - 2, C.shape[-2:]
+    n_group = 0 if method != 'authors' else n_batch if group_dims is None else group_dims
+    group, n_problems = math.prod(C.shape[n_batch - n_group:n_batch]), math.prod(C.shape[:n_batch])
+    per = max(1, _BLOCK_ENTRIES * torch.get_num_threads() // (group * n * m))             # whole groups per block
+    if C.device.type != 'cpu' or torch.is_grad_enabled() or per * group >= n_problems:
+        return solve(C, cmin, mu, nu, group_dims)
+    C4, c4 = C.reshape(-1, group, n, m), cmin.reshape(-1, group, 1, 1)                   # (groups, group, n, m)
+    mu3, nu3 = mu.reshape(-1, group, n), nu.reshape(-1, group, m)
+    T, its, oks, lefts = torch.empty(C4.shape, dtype=C.dtype, device=C.device), 0, [], []
+    for s in range(0, len(C4), per):
+        b = slice(s, s + per)
+        T[b], it, ok, left = solve(C4[b], c4[b], mu3[b], nu3[b], 1)
+        its, oks, lefts = max(its, it), oks + [ok], lefts + [left]
+    left = None if method != 'authors' else torch.cat(lefts).view(C.shape[:n_batch - n_group])
+    return T.view(C.shape), its, torch.stack(oks).all(), left
+
 # %% ../nbs/01_sinkhorn.ipynb #7e1f07a7
 class NonFiniteError(ValueError):
     "The cost or the weights given to `sinkhorn` hold NaN or inf: they were broken before the solver saw them."
@@ -278,11 +302,9 @@ def sinkhorn(
                 raise NonFiniteError("cost contains NaN or inf; check the features that built it")
         if method == 'auto': method = 'kernel' if spread <= _MAX_SPREAD[dtype] else 'log'
         left = None                                                           # groups the authors' rule never stopped
-        if method == 'authors': T, it, ok, left = _solve_authors(C, mu, nu, eps, n_iters, tol, group_dims, check_every)
-        else:
-            stop = _EarlyStop(C.shape[:-2], tol, check_every, C.device)
-            T, it, ok = (_solve_kernel(C, cmin, mu, nu, eps, n_iters, stop) if method == 'kernel'
-                         else _solve_log(C, mu, nu, eps, n_iters, stop))
+        if method == 'log': T, it, ok = _solve_log(C, mu, nu, eps, n_iters,
+                                                   _EarlyStop(C.shape[:-2], tol, check_every, C.device))
+        else: T, it, ok, left = _solve_scaling(method, C, cmin, mu, nu, eps, n_iters, tol, check_every, group_dims)
     err = (_row_error(T.sum(-1), mu) + _row_error(T.sum(-2), nu)).detach()   # marginal L1 error per problem
     if left is not None: bad = left.sum() if it == n_iters else torch.zeros((), device=C.device)   # their rule, groups
     else: bad = (err > tol + 64 * torch.finfo(dtype).eps).sum() if tol > 0 else torch.zeros((), device=C.device)
