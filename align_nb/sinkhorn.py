@@ -76,23 +76,51 @@ def _row_error(row_sums, mu):
     "L1 distance of the plan's row sums (...,n) from `mu` (...,n), per problem: (...)."
     return (row_sums - mu).abs().sum(-1)
 
+def _sorted_by(codes):
+    "Indices that sort small integer codes, stable (equal codes stay in order), with no host sync."
+    return torch.sort(codes, stable=True).indices
+
 class _EarlyStop:
-    "Per-problem stopping: a problem under `tol` at a check is stopped with the state it had then (tol=0: never)."
-    def __init__(self, batch_shape, tol, check_every, device):
-        self.check_every, self.tol, self.saved = check_every, tol, None
+    """Per-problem stopping: a problem under `tol` at a check is stopped with the state it had then (tol=0: never).
+    shrink=True (a flat batch, nothing recorded for autograd): the solver may drop stopped problems from its tensors;
+    after an `update`, `keep` holds the indices of the problems it goes on with (None: all of them)."""
+    def __init__(self, batch_shape, tol, check_every, device, shrink=False):
+        self.check_every, self.tol, self.saved, self.keep = check_every, tol, None, None
         self.running = torch.ones(batch_shape, dtype=torch.bool, device=device) if tol > 0 else None
+        self.shrink, self.rows = shrink and len(batch_shape) == 1, None     # rows: where the solver's problems sit
+        self.n_running = self.running.numel() if tol > 0 else 0
     def is_check(self, it): return self.running is not None and (it + 1) % self.check_every == 0
     def update(self, err, *state):
         "Stop the problems whose error is under tol and save their state; False when none is left (one host sync)."
         done = self.running & (err < self.tol)
-        self.saved = state if self.saved is None else tuple(torch.where(done[..., None], s, old)
-                                                            for s, old in zip(state, self.saved))
-        self.running = self.running & ~done
-        return bool(self.running.any())
+        if not self.shrink:
+            self.saved = state if self.saved is None else tuple(torch.where(done[..., None], s, old)
+                                                                for s, old in zip(state, self.saved))
+            self.running = self.running & ~done
+            return bool(self.running.any())
+        self.running, n_before = self.running & ~done, self.n_running
+        self.n_running = int(self.running.sum())                              # the one host sync
+        n_done, self.keep = n_before - self.n_running, None
+        if n_done:           # the solver's problems in order: running ones, those stopped now, those stopped before
+            order = _sorted_by(2 - 2 * self.running.to(torch.int8) - done.to(torch.int8))
+            now = order[self.n_running:self.n_running + n_done]
+            if self.saved is None: self.saved = tuple(s.new_empty(s.shape) for s in state)   # full size: none left yet
+            at = now if self.rows is None else self.rows[now]
+            for s, old in zip(state, self.saved): old[at] = s[now]
+            # drop the stopped problems, but never down to one: a reduction to one value may sum in another order
+            if 2 <= self.n_running:
+                self.keep = order[:self.n_running]
+                self.rows = self.keep if self.rows is None else self.rows[self.keep]
+                self.running = self.running[self.keep]
+        return self.n_running > 0
     def final(self, *state):
         "The state to return: as saved for the stopped problems, as it is for the others."
         if self.saved is None: return state
-        return tuple(torch.where(self.running[..., None], s, old) for s, old in zip(state, self.saved))
+        now = tuple(torch.where(self.running[..., None], s, old if self.rows is None else old[self.rows])
+                    for s, old in zip(state, self.saved))
+        if not self.shrink or self.rows is None: return now
+        for s, old in zip(now, self.saved): old[self.rows] = s
+        return self.saved
 
 # %% ../nbs/01_sinkhorn.ipynb #0b92728f
 _MAX_SPREAD = {torch.float32: 32., torch.float64: 300.}   # largest (max C - min C)/eps the kernel method takes
@@ -102,11 +130,14 @@ def _solve_kernel(C, cmin, mu, nu, eps, n_iters, stop):
     G = (C - cmin.detach()).div_(-eps).exp_()                                 # (...,n,m), in [exp(-spread), 1]
     v = (nu > 0).to(C.dtype)                                                  # (...,m) v = 1 on real columns
     u = mu / _matvec(G, v)                                                    # (...,n)
+    Gr, mur, nur = G, mu, nu                                                  # the running problems' (see stop.keep)
     for it in range(n_iters):
-        v = nu / _vecmat(u, G)                                                # columns now exact
-        Gv = _matvec(G, v)                                                    # row sums are u * Gv
-        if stop.is_check(it) and not stop.update(_row_error(u * Gv, mu), u, v): break
-        u = mu / Gv
+        v = nur / _vecmat(u, Gr)                                              # columns now exact
+        Gv = _matvec(Gr, v)                                                   # row sums are u * Gv
+        if stop.is_check(it):
+            if not stop.update(_row_error(u * Gv, mur), u, v): break
+            if stop.keep is not None: Gr, mur, nur, u, v, Gv = (x[stop.keep] for x in (Gr, mur, nur, u, v, Gv))
+        u = mur / Gv
     u, v = stop.final(u, v)
     ok = torch.isfinite(u).all() & torch.isfinite(v).all()                  # then T = u G v is finite too
     if torch.is_grad_enabled(): return u[..., :, None] * G * v[..., None, :], it + 1, ok
@@ -148,26 +179,46 @@ def authors_sinkhorn_reference(
     return (T, deltas) if return_deltas else T
 
 # %% ../nbs/01_sinkhorn.ipynb #6db83c4e
-def _solve_authors(C, mu, nu, eps, n_iters, thresh, group_dims, check_every):
-    "The authors' algorithm (appendix A.8): scaling iterations from r = c = 1; a group stops when mean|dr| < thresh."
+def _solve_authors(C, mu, nu, eps, n_iters, thresh, group_dims, check_every, shrink=False):
+    """The authors' algorithm (appendix A.8): scaling iterations from r = c = 1; a group stops when mean|dr| < thresh.
+    shrink=True (nothing recorded for autograd): at each check, the stopped groups leave the loop."""
     G = (-C / eps).exp()                                                      # (...,n,m) unshifted, as theirs
     n_batch = C.dim() - 2
     n_group = n_batch if group_dims is None else group_dims
+    if shrink:                                                                # the groups on one dim: (groups,...)
+        G, mu, nu = (x.reshape((-1,) + x.shape[n_batch - n_group:]) for x in (G, mu, nu))
+        n_batch = n_group + 1
     pooled = tuple(range(n_batch - n_group, n_batch + 1))                     # a group's batch dims and the rows
     real_rows = (mu > 0).to(C.dtype)                                          # their r has only real rows
     n_real = real_rows.sum(pooled)                                            # (groups...)
     r, c = torch.ones_like(mu), (nu > 0).to(C.dtype)
-    running = torch.ones(C.shape[:n_batch - n_group], dtype=torch.bool, device=C.device)   # (groups...)
+    running = torch.ones(G.shape[:n_batch - n_group], dtype=torch.bool, device=C.device)   # (groups...)
+    loop, rows = (G, mu, nu, real_rows, n_real), None                        # the groups in the loop; rows: their places
     for it in range(n_iters):
-        r_new = mu / _matvec(G, c)
-        c_new = nu / _vecmat(r_new, G)
-        mean_dr = ((r_new - r).abs() * real_rows).sum(pooled) / n_real       # (groups...)
+        Gr, mur, nur, rr, nr = loop
+        r_new = mur / _matvec(Gr, c)
+        c_new = nur / _vecmat(r_new, Gr)
+        mean_dr = ((r_new - r).abs() * rr).sum(pooled) / nr                  # (groups...)
         keep = running.view(running.shape + (1,) * (n_group + 1))
         r, c = torch.where(keep, r_new, r), torch.where(keep, c_new, c)
         running = running & (mean_dr >= thresh)
-        if (it + 1) % check_every == 0 and not bool(running.any()): break
-    T = r[..., :, None] * G * c[..., None, :]
-    return T, it + 1, torch.isfinite(r).all() & torch.isfinite(c).all(), running
+        if (it + 1) % check_every == 0:
+            n_left = int(running.sum())                                       # one host sync
+            if not n_left: break
+            if shrink and 2 <= n_left < len(running):                        # never down to one (see _EarlyStop)
+                if rows is None: rows, r_all, c_all = torch.arange(len(running), device=C.device), r, c
+                else: r_all[rows], c_all[rows] = r, c                        # the leaving groups' final state
+                keep = _sorted_by((~running).to(torch.int8))[:n_left]       # indices: no host sync
+                rows, loop = rows[keep], tuple(x[keep] for x in loop)
+                r, c, running = r[keep], c[keep], running[keep]
+    if rows is not None:                                                      # back to full size
+        r_all[rows], c_all[rows] = r, c
+        running = torch.zeros(len(r_all), dtype=torch.bool, device=C.device).index_copy_(0, rows, running)
+        r, c = r_all, c_all
+    ok = torch.isfinite(r).all() & torch.isfinite(c).all()
+    if not shrink: return r[..., :, None] * G * c[..., None, :], it + 1, ok, running
+    T = G.mul_(r[..., :, None]).mul_(c[..., None, :])                        # no graph: reuse G's memory
+    return T.view(C.shape), it + 1, ok, running.view(C.shape[:C.dim() - 2 - n_group])
 
 # %% ../nbs/01_sinkhorn.ipynb #fbdadc44
 _METHODS = ('auto', 'log', 'kernel', 'authors')
@@ -235,12 +286,18 @@ def _renamed_marginals(old, mu, nu, mask_mu, mask_nu):
 
 # %% ../nbs/01_sinkhorn.ipynb #316d4b7c
 _BLOCK_ENTRIES = 2**18   # kernel entries per thread in one CPU block: 1 MB of float32, within a core's L2 cache
+_SHRINK = True           # on the CPU with no graph, stopped problems leave the loop (section 4)
 
 def _solve_scaling(method, C, cmin, mu, nu, eps, n_iters, tol, check_every, group_dims):
     "The kernel method or the authors' algorithm -> (T, iterations, ok, groups left or None); CPU, no graph: in blocks."
+    shrink = _SHRINK and C.device.type == 'cpu' and not torch.is_grad_enabled()   # stopped problems leave the loop
     def solve(C, cmin, mu, nu, group_dims):
-        if method == 'authors': return _solve_authors(C, mu, nu, eps, n_iters, tol, group_dims, check_every)
-        return *_solve_kernel(C, cmin, mu, nu, eps, n_iters, _EarlyStop(C.shape[:-2], tol, check_every, C.device)), None
+        if method == 'authors': return _solve_authors(C, mu, nu, eps, n_iters, tol, group_dims, check_every, shrink)
+        flat = (C.reshape(-1, n, m), cmin.reshape(-1, 1, 1), mu.reshape(-1, n), nu.reshape(-1, m)) if shrink else \
+               (C, cmin, mu, nu)                                              # shrinking drops problems of a flat batch
+        stop = _EarlyStop(flat[0].shape[:-2], tol, check_every, C.device, shrink)
+        T, it, ok = _solve_kernel(*flat, eps, n_iters, stop)
+        return T.view(C.shape), it, ok, None
     n_batch, (n, m) = C.dim() - 2, C.shape[-2:]
     n_group = 0 if method != 'authors' else n_batch if group_dims is None else group_dims
     group, n_problems = math.prod(C.shape[n_batch - n_group:n_batch]), math.prod(C.shape[:n_batch])
