@@ -14,15 +14,22 @@ as the authors' code computes it) on the world's CLIP (`load_clip('world-vit', '
 
 The recipe is the world's of notebook 08 (`recipe(protocol, 'world')`: SGD at lr 0.0035, batches of 4, no warm-up, no
 random crop; 4 epochs base to new, 6/3/2/1/1 epochs for 1/2/4/8/16 shots, 1 epoch cross-dataset), the same for every
-preset: a miniature sized for about an hour (it takes longer), not anyone's tuned recipe. Each run is a `run` of
-notebook 08 in its own folder under --out (resumable: an interrupted bench continues where it stopped; a finished run
-is read back, not recomputed, only if its settings are the same). Tables and every run's numbers and wall time go to
---out/RESULTS.md and --out/results.json.
+preset: a miniature sized for about an hour, not anyone's tuned recipe. Each run is a `run` of notebook 08 in its own
+folder under --out (resumable: an interrupted bench continues where it stopped; a finished run is read back, not
+recomputed, only if its settings are the same). Tables and every run's numbers and wall time go to --out/RESULTS.md
+and --out/results.json.
 
-    python bench/world.py                                  # everything (about 75 min on 2 CPU cores: bench/RESULTS.md)
+The runs are independent (a transfer run waits for its 16-shot training), so --jobs of them run at a time, each in a
+process of its own with --threads torch threads. The default shares 2 cores between 2 runs of 1 thread: these small
+models keep two threads busy poorly, and two runs at a time finished base to new 1.4 times sooner than one run at a
+time on 2 threads (bench/RESULTS.md). A run's numbers can differ in their last digits with its thread count (sums
+taken in another order); a resumed bench reads finished runs back whatever thread count made them.
+
+    python bench/world.py                                  # everything (2 CPU cores: bench/RESULTS.md says how long)
     python bench/world.py --seeds 1 --parts base2new       # a part
+    python bench/world.py --jobs 4 --threads 2             # on 8 cores
 """
-import argparse, json, math, os, shutil, statistics, sys, time, warnings
+import argparse, concurrent.futures, json, math, multiprocessing, os, shutil, statistics, sys, time, warnings
 from pathlib import Path
 import torch
 from align_nb.protocols import run, recipe, ClipSpec, WORLD_XD_TARGETS, WORLD_DG_TARGETS
@@ -74,79 +81,149 @@ def ranked(title, intro, rows, columns, by, mean_name)->list:
               for i, (pr, acc) in enumerate(sorted(rows, key=lambda r: -score(r[1])))]
     return lines + ['']
 
+WEIGHT = dict(align=10, align_authors=10, plot=4, plotpp=4, cocoop=3)    # rough cost per run, to start long ones first
+
+def plan(parts, presets, seeds, out):
+    """Every run the parts need: {key: (folder, keyword arguments of `one`)}, in the order one process runs them. The
+    ablations' beta = 1 is base to new's ALIGN run (one key); a transfer run starts from its few-shot 16-shot run."""
+    runs = {}
+    if 'base2new' in parts or 'ablations' in parts:                      # the ablations compare with ALIGN's run
+        for pr in dict.fromkeys((presets if 'base2new' in parts else []) + (['align'] if 'ablations' in parts else [])):
+            for s in seeds: runs['base2new', pr, s] = out / 'base2new' / pr / f'seed{s}', dict(
+                preset=pr, seed=s, protocol='base2new', subsample='base', eval_on=(('world', 'new'),))
+    if 'fewshot' in parts:
+        for pr in presets:
+            for k in SHOTS:
+                for s in seeds: runs['fewshot', pr, k, s] = out / 'fewshot' / pr / f'shots{k}' / f'seed{s}', dict(
+                    preset=pr, seed=s, protocol='fewshot', shots=k)
+    if 'transfer' in parts:
+        targets = tuple((t, 'all') for t in (*WORLD_XD_TARGETS, *WORLD_DG_TARGETS))
+        for pr in presets:
+            for s in seeds: runs['transfer', pr, s] = out / 'transfer' / pr / f'seed{s}', dict(
+                preset=pr, seed=s, protocol='crossdataset', eval_on=targets)
+    if 'ablations' in parts:
+        for name, changes in ABLATIONS.items():
+            for s in seeds:
+                runs['ablations', name, s] = out / 'ablations' / name.replace(' ', '').replace('=', '') / f'seed{s}', \
+                    dict(preset='align', seed=s, protocol='base2new', subsample='base', eval_on=(('world', 'new'),),
+                         model_changes=changes)
+    return runs
+
+def _worker_init(threads):
+    torch.set_num_threads(threads)
+    warnings.filterwarnings('ignore', message='this CLIP has')
+
+def _one(folder, kw):
+    "A run in a worker process: its row (the printing is `one`'s)."
+    log = []
+    one(folder, log=log, **kw)
+    return log[0]
+
+def execute(runs, jobs, threads)->dict:
+    """Run every run of `plan` -> {key: row}: in this process one after the other (jobs = 1), or in `jobs` processes of
+    `threads` threads each, the longest first (by WEIGHT); a transfer run starts once its 16-shot run has finished."""
+    def ready(key):                                # a transfer run starts from its 16-shot training, if planned
+        src = ('fewshot', key[1], 16, key[2])
+        if key[0] != 'transfer' or src not in runs: return True
+        if src not in done: return False
+        reuse_training(runs[src][0], runs[key][0])
+        return True
+    done = {}
+    if jobs == 1:
+        for key, (folder, kw) in runs.items():
+            ready(key)
+            done[key] = _one(folder, kw)
+        return done
+    weight = lambda key: -WEIGHT.get(runs[key][1]['preset'], 1) * (2 if key[0] in ('base2new', 'ablations') else 1)
+    waiting, running = sorted(runs, key=weight), {}
+    ctx = multiprocessing.get_context('spawn')               # fresh interpreters: no threads inherited from this one
+    with concurrent.futures.ProcessPoolExecutor(jobs, ctx, initializer=_worker_init, initargs=(threads,)) as pool:
+        try:
+            while waiting or running:
+                while len(running) < jobs and (key := next((k for k in waiting if ready(k)), None)) is not None:
+                    waiting.remove(key)                          # the longest ready run takes a free process
+                    running[pool.submit(_one, *runs[key])] = key
+                finished, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+                for f in finished: done[running.pop(f)] = f.result()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+    return {key: done[key] for key in runs}                  # in plan order
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--out', default='bench/out/world', help='folder for the runs and the results')
     p.add_argument('--seeds', default='1,2,3')
     p.add_argument('--presets', default=','.join(PRESETS))
     p.add_argument('--parts', default=','.join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
-    p.add_argument('--threads', type=int, default=min(2, os.cpu_count() or 1), help='torch threads (two processes on disjoint presets: 1 each)')
+    cores = min(2, os.cpu_count() or 1)
+    p.add_argument('--jobs', type=int, default=cores, help=f'runs at a time, each in its own process (default {cores})')
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch threads per run (default: the 2 cores shared by the jobs)')
     a = p.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(',')]
     presets = [x for x in a.presets.split(',') if x]
     parts = [x for x in a.parts.split(',') if x]
     bad = [x for x in presets if x not in PRESETS] + [x for x in parts if x not in PARTS]
     if bad: p.error(f"unknown presets or parts: {bad}")
-    warnings.filterwarnings('ignore', message='this CLIP has')       # the presets' prompt depths are capped at 3 layers
-    out, log, t0, md = Path(a.out), [], time.time(), []
-    torch.set_num_threads(a.threads)
+    if a.jobs < 1 or (a.threads is not None and a.threads < 1): p.error("--jobs and --threads must be at least 1")
+    threads = a.threads or max(1, cores // a.jobs)
+    _worker_init(threads)
+    out, t0, md = Path(a.out), time.time(), []
     md.append(f"# The paper's tables in miniature (`bench/world.py`)\n\nworld-vit ('world' weights), seeds {a.seeds}, "
-              f"torch {torch.__version__}, {torch.get_num_threads()} threads. Mean ± std over seeds; accuracies in %.\n")
+              f"torch {torch.__version__}, {a.jobs} run{'s' if a.jobs > 1 else ''} at a time on {threads} thread"
+              f"{'s' if threads > 1 else ''} each. Mean ± std over seeds; accuracies in %.\n")
+    runs = plan(parts, presets, seeds, out)
+    print(f"{len(runs)} runs, {a.jobs} at a time, {threads} thread{'s' if threads > 1 else ''} each", flush=True)
+    done = execute(runs, a.jobs, threads)
+    test = lambda key: done[key]['test']
     if 'base2new' in parts:
-        print('base to new', flush=True)
         rows = []
         for pr in presets:
-            rs = [one(out / 'base2new' / pr / f'seed{s}', pr, s, 'base2new', subsample='base', eval_on=(('world', 'new'),), log=log)
-                  for s in seeds]
-            b, n = [r['test']['world/base'] for r in rs], [r['test']['world/new'] for r in rs]
-            rows.append((pr, b, n, [hmean(x, y) for x, y in zip(b, n)], sum(r['time'] for r in rs)))
+            b = [test(('base2new', pr, s))['world/base'] for s in seeds]
+            n = [test(('base2new', pr, s))['world/new'] for s in seeds]
+            t = sum(done['base2new', pr, s]['time'] for s in seeds)
+            rows.append((pr, b, n, [hmean(x, y) for x, y in zip(b, n)], t))
         rows.sort(key=lambda r: -statistics.mean(r[3]))
         md.append("## Base to new (Table 1 in miniature)\n\n24 base classes (16 shots) to 24 new ones; ranked by H.\n\n"
                   "| rank | method | Base | New | H | time (s, all seeds) |\n|---|---|---|---|---|---|")
-        md += [f"| {i + 1} | {NAMES[pr]} | {ms(b)} | {ms(n)} | {ms(h)} | {t:.0f} |" for i, (pr, b, n, h, t) in enumerate(rows)]
+        md += [f"| {i + 1} | {NAMES[pr]} | {ms(b)} | {ms(n)} | {ms(h)} | {t:.0f} |"
+               for i, (pr, b, n, h, t) in enumerate(rows)]
         md.append('')
     if 'fewshot' in parts:
-        print('few-shot', flush=True)
-        rows = []
-        for pr in presets:
-            accs = {k: [one(out / 'fewshot' / pr / f'shots{k}' / f'seed{s}', pr, s, 'fewshot', shots=k, log=log)['test']['world/all']
-                        for s in seeds] for k in SHOTS}
-            rows.append((pr, accs))
+        rows = [(pr, {k: [test(('fewshot', pr, k, s))['world/all'] for s in seeds] for k in SHOTS}) for pr in presets]
         md += ranked("Few-shot (Fig. 3 in miniature)", "All 48 classes; ranked by the mean over shot counts.", rows,
                      {k: f'{k} shot{"s" if k > 1 else ""}' for k in SHOTS}, list(SHOTS), 'mean')
     if 'transfer' in parts:
-        print('cross-dataset and domain generalisation', flush=True)
         targets = (*WORLD_XD_TARGETS, *WORLD_DG_TARGETS)
-        rows = []
-        for pr in presets:
-            for s in seeds:                                       # the few-shot part's 16-shot training, if finished
-                reuse_training(out / 'fewshot' / pr / 'shots16' / f'seed{s}', out / 'transfer' / pr / f'seed{s}')
-            rs = [one(out / 'transfer' / pr / f'seed{s}', pr, s, 'crossdataset', eval_on=tuple((t, 'all') for t in targets), log=log)
-                  for s in seeds]
-            rows.append((pr, {k: [r['test'][f'{k}/all'] for r in rs] for k in ('world', *targets)}))
-        for title, names, what in (("Cross-dataset transfer (Table 2 in miniature)", WORLD_XD_TARGETS, 'the five other world sets'),
-                                   ("Domain generalisation (Table 3 in miniature)", WORLD_DG_TARGETS, "world's four shifted domains")):
-            md += ranked(title, f"Trained on all of `world` (16 shots), tested on {what}; ranked by the targets' mean.", rows,
-                         {'world': 'world (source)', **{t: t.replace('world_', '') for t in names}}, list(names), 'mean (targets)')
+        rows = [(pr, {k: [test(('transfer', pr, s))[f'{k}/all'] for s in seeds] for k in ('world', *targets)})
+                for pr in presets]
+        for title, names, what in (
+                ("Cross-dataset transfer (Table 2 in miniature)", WORLD_XD_TARGETS, 'the five other world sets'),
+                ("Domain generalisation (Table 3 in miniature)", WORLD_DG_TARGETS, "world's four shifted domains")):
+            md += ranked(title, f"Trained on all of `world` (16 shots), tested on {what}; ranked by the targets' mean.",
+                         rows, {'world': 'world (source)', **{t: t.replace('world_', '') for t in names}}, list(names),
+                         'mean (targets)')
     if 'ablations' in parts:
-        print('ablations', flush=True)
         rows = []
-        for name, changes in {'ALIGN (paper), beta = 1': {}, **ABLATIONS}.items():
-            rs = [one(out / 'base2new' / 'align' / f'seed{s}' if not changes else out / 'ablations' / name.replace(' ', '').replace('=', '') / f'seed{s}',
-                      'align', s, 'base2new', subsample='base', eval_on=(('world', 'new'),), model_changes=changes, log=log) for s in seeds]
-            b, n = [r['test']['world/base'] for r in rs], [r['test']['world/new'] for r in rs]
+        for name in ('ALIGN (paper), beta = 1', *ABLATIONS):
+            keys = [('base2new', 'align', s) if name not in ABLATIONS else ('ablations', name, s) for s in seeds]
+            b, n = [test(k)['world/base'] for k in keys], [test(k)['world/new'] for k in keys]
             rows.append((name, b, n, [hmean(x, y) for x, y in zip(b, n)]))
         md.append("## Ablations of ALIGN (base to new)\n\n| ALIGN | Base | New | H |\n|---|---|---|---|")
         md += [f"| {name} | {ms(b)} | {ms(n)} | {ms(h)} |" for name, b, n, h in rows]
         md.append('')
-    total = time.time() - t0
-    computed = sum(r['wall_now'] for r in log if r['wall_now'] > 1)     # runs read back from disk take well under a second
-    md.append(f"Wall time of this invocation: {total / 60:.1f} min ({len(log)} runs; runs' own recorded times sum to "
-              f"{sum(r['time'] for r in log) / 60:.1f} min; computed now: {computed / 60:.1f} min).\n")
+    total, log = time.time() - t0, list(done.values())
+    computed = sum(r['wall_now'] for r in log if r['wall_now'] > 1)     # a run read back from disk: well under 1 s
+    md.append(f"Wall time of this invocation: {total / 60:.1f} min ({len(log)} runs, {a.jobs} at a time; runs' own "
+              f"recorded times sum to {sum(r['time'] for r in log) / 60:.1f} min; computed now: "
+              f"{computed / 60:.1f} min of run time).\n")
     out.mkdir(parents=True, exist_ok=True)
-    tag = '' if (a.seeds, a.presets, a.parts) == ('1,2,3', ','.join(PRESETS), ','.join(PARTS)) else '-partial-' + str(os.getpid())
+    everything = (a.seeds, a.presets, a.parts) == ('1,2,3', ','.join(PRESETS), ','.join(PARTS))
+    tag = '' if everything else '-partial-' + str(os.getpid())
     (out / f'RESULTS{tag}.md').write_text('\n'.join(md))
-    (out / f'results{tag}.json').write_text(json.dumps(dict(seeds=seeds, presets=presets, parts=parts, wall_time=total, runs=log), indent=1))
+    (out / f'results{tag}.json').write_text(json.dumps(dict(seeds=seeds, presets=presets, parts=parts, jobs=a.jobs,
+                                                            threads=threads, wall_time=total, runs=log), indent=1))
     print('\n'.join(md))
 
 if __name__ == '__main__': main()
