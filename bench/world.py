@@ -21,11 +21,11 @@ and --out/results.json.
 
 The runs are independent (a transfer run waits for its 16-shot training), so --jobs of them run at a time, each in a
 process of its own with --threads torch threads. The default shares 2 cores between 2 runs of 1 thread: these small
-models keep two threads busy poorly, and two runs at a time finished base to new 1.4 times sooner than one run at a
-time on 2 threads (bench/RESULTS.md). A run's numbers can differ in their last digits with its thread count (sums
-taken in another order); a resumed bench reads finished runs back whatever thread count made them.
+models keep two threads busy poorly, and two runs at a time finished seed 1 of base to new 1.2 to 1.4 times sooner
+than one run at a time on 2 threads (bench/RESULTS.md). A run's numbers can differ in their last digits with its
+thread count (sums taken in another order); a resumed bench reads finished runs back whatever thread count made them.
 
-    python bench/world.py                                  # everything (2 CPU cores: bench/RESULTS.md says how long)
+    python bench/world.py                                  # everything (31 to 50 min on 2 CPU cores: bench/RESULTS.md)
     python bench/world.py --seeds 1 --parts base2new       # a part
     python bench/world.py --jobs 4 --threads 2             # on 8 cores
 """
