@@ -36,8 +36,8 @@ from align_nb.protocols import run, recipe, ClipSpec, WORLD_XD_TARGETS, WORLD_DG
 from align_nb.train import CKPT, METRICS, RESULTS
 
 PRESETS = ('zeroshot', 'coop', 'cocoop', 'vpt', 'ivlp', 'maple', 'plot', 'plotpp', 'upt', 'align', 'align_authors')
-NAMES = dict(zeroshot='CLIP (zero-shot)', coop='CoOp', cocoop='CoCoOp', vpt='VPT', ivlp='IVLP', maple='MaPLe', plot='PLOT',
-             plotpp='PLOT++', upt='UPT', align='ALIGN (paper)', align_authors="ALIGN (authors' code)")
+NAMES = dict(zeroshot='CLIP (zero-shot)', coop='CoOp', cocoop='CoCoOp', vpt='VPT', ivlp='IVLP', maple='MaPLe',
+             plot='PLOT', plotpp='PLOT++', upt='UPT', align='ALIGN (paper)', align_authors="ALIGN (authors' code)")
 ABLATIONS = {'uniform plan': dict(plan='uniform'), 'beta = 0': dict(beta=0.0), 'beta = 0.5': dict(beta=0.5)}
 SHOTS = (1, 2, 4, 8, 16)
 PARTS = ('base2new', 'fewshot', 'transfer', 'ablations')
@@ -47,10 +47,12 @@ def one(out, preset, seed, protocol, shots=16, subsample='all', eval_on=(), mode
     "One run (or its saved results), with its wall time."
     cfg, changes = recipe(protocol, 'world', 'world', shots)
     t, out = time.time(), Path(out)
-    res = run('world', None, preset, CLIP, shots, seed, subsample, cfg, {**changes, **(model_changes or {})}, eval_on=eval_on,
-              out_dir=out, resume=(out / CKPT).exists() or (out / RESULTS).exists(), quiet=True)
-    row = dict(preset=preset, seed=seed, protocol=protocol, shots=shots, model_changes=model_changes or {}, test=res['test'],
-               train_time=res['train_time'], time=res['time'], wall_now=time.time() - t)
+    read_back = (out / RESULTS).exists()                 # a finished run: `run` reads its results back (same settings)
+    res = run('world', None, preset, CLIP, shots, seed, subsample, cfg, {**changes, **(model_changes or {})},
+              eval_on=eval_on, out_dir=out, resume=read_back or (out / CKPT).exists(), quiet=True)
+    row = dict(preset=preset, seed=seed, protocol=protocol, shots=shots, model_changes=model_changes or {},
+               test=res['test'], train_time=res['train_time'], time=res['time'], wall_now=time.time() - t,
+               read_back=read_back)
     if log is not None: log.append(row)
     print(f"  {protocol:9s} {preset:14s} seed {seed} shots {shots:2d} {json.dumps(model_changes or {}):18s} "
           f"{res['time']:6.1f} s  " + '  '.join(f"{k} {v:.1f}" for k, v in res['test'].items()), flush=True)
@@ -75,8 +77,8 @@ def hmean(b, n): return 2 * b * n / (b + n) if b + n else 0.
 def ranked(title, intro, rows, columns, by, mean_name)->list:
     "Markdown lines of a table of rows (preset, {column: values over seeds}), ranked by the mean of the `by` columns."
     score = lambda acc: statistics.mean(statistics.mean(acc[c]) for c in by)
-    lines = [f"## {title}\n\n{intro}\n\n| rank | method | " + ' | '.join(columns.values()) + f" | {mean_name} |\n|---|---|"
-             + '---|' * (len(columns) + 1)]
+    header = "| rank | method | " + ' | '.join(columns.values()) + f" | {mean_name} |"
+    lines = [f"## {title}\n\n{intro}\n\n{header}\n|---|---|" + '---|' * (len(columns) + 1)]
     lines += [f"| {i + 1} | {NAMES[pr]} | " + ' | '.join(ms(acc[c]) for c in columns) + f" | {score(acc):.1f} |"
               for i, (pr, acc) in enumerate(sorted(rows, key=lambda r: -score(r[1])))]
     return lines + ['']
@@ -214,7 +216,7 @@ def main(argv=None):
         md += [f"| {name} | {ms(b)} | {ms(n)} | {ms(h)} |" for name, b, n, h in rows]
         md.append('')
     total, log = time.time() - t0, list(done.values())
-    computed = sum(r['wall_now'] for r in log if r['wall_now'] > 1)     # a run read back from disk: well under 1 s
+    computed = sum(r['wall_now'] for r in log if not r.get('read_back'))
     md.append(f"Wall time of this invocation: {total / 60:.1f} min ({len(log)} runs, {a.jobs} at a time; runs' own "
               f"recorded times sum to {sum(r['time'] for r in log) / 60:.1f} min; computed now: "
               f"{computed / 60:.1f} min of run time).\n")
