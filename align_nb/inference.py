@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from fastcore.script import Param
 import align_nb
 from .model import PromptCLIP, PromptConfig
-from .train import load_checkpoint, load_run, unfinished, CKPT
+from .train import load_checkpoint, load_run, unfinished, tokenizer_id, check_tokenizer, CKPT
 from .protocols import ClipSpec, make_clip, clip_weights_id, check_clip_weights, absolute_spec
 from .data import IMAGE_EXTENSIONS
 from .cli import _console, _device
@@ -61,9 +61,10 @@ def export_classifier(
         if not isinstance(clip, ClipSpec):
             raise ValueError("exporting a model needs clip=ClipSpec(name, pretrained): which CLIP it sits on")
         cfg, names, prompts = asdict(source.cfg), list(source.classnames), source.prompt_state_dict()
+        tok = tokenizer_id(source) if names else None
     else:
         ckpt = _run_checkpoint(source)
-        cfg, names, prompts = ckpt['model_config'], ckpt['classnames'], ckpt['prompts']
+        cfg, names, prompts, tok = ckpt['model_config'], ckpt['classnames'], ckpt['prompts'], ckpt.get('tokenizer')
         if clip is None:                                       # the run's own CLIP, its weights file as recorded
             clip = _run_clip(ckpt, source)
             check_clip_weights(clip, ckpt['meta'].get('identity', {}).get('clip', {}).get('weights'))
@@ -73,7 +74,7 @@ def export_classifier(
     clip = absolute_spec(clip)                                 # a weights file found from anywhere
     payload = dict(format=FORMAT, version=align_nb.__version__, model_config=cfg, classnames=list(names),
                    prompts={k: p.detach().cpu().contiguous() for k, p in prompts.items()}, clip=asdict(clip),
-                   clip_weights=clip_weights_id(clip))
+                   clip_weights=clip_weights_id(clip), tokenizer=tok)
     return _save_atomic(payload, path)
 
 # %% ../nbs/11_inference.ipynb #47fbaf28
@@ -93,6 +94,7 @@ def load_classifier(
     path,                       # a file written by `export_classifier`
     device='cpu',
     clip:nn.Module|None=None,   # the CLIP, if loaded (moved to device; yours to match the record), else built
+    tokenizer=None,             # the tokenizer it was made with, if not the one its CLIP implies (checked)
 )->PromptCLIP:                  # in eval mode, with its classes
     "A ready classifier from an exported file: the CLIP rebuilt (its weights file checked), the prompts loaded."
     payload = _read_classifier(path)
@@ -100,8 +102,9 @@ def load_classifier(
     if clip is None:
         check_clip_weights(spec, payload['clip_weights'])
         clip = make_clip(spec, device)
-    model = PromptCLIP(clip, PromptConfig(**payload['model_config']), payload['classnames']).to(device)
-    return model.load_prompt_state_dict(payload['prompts']).eval()
+    model = PromptCLIP(clip, PromptConfig(**payload['model_config']), payload['classnames'], tokenizer=tokenizer)
+    check_tokenizer(model, payload.get('tokenizer'), str(path))
+    return model.to(device).load_prompt_state_dict(payload['prompts']).eval()
 
 # %% ../nbs/11_inference.ipynb #609d2e5b
 def _linear_why_not(cfg:PromptConfig)->list:
