@@ -61,7 +61,7 @@ def export_classifier(
         if not isinstance(clip, ClipSpec):
             raise ValueError("exporting a model needs clip=ClipSpec(name, pretrained): which CLIP it sits on")
         cfg, names, prompts = asdict(source.cfg), list(source.classnames), source.prompt_state_dict()
-        tok = tokenizer_id(source) if names else None
+        tok = tokenizer_id(source)
     else:
         ckpt = _run_checkpoint(source)
         cfg, names, prompts, tok = ckpt['model_config'], ckpt['classnames'], ckpt['prompts'], ckpt.get('tokenizer')

@@ -366,12 +366,13 @@ def check_resumable(ckpt:dict, model:PromptCLIP, cfg:TrainConfig, meta:dict|None
     "Raise a ValueError naming every field in which the run being started differs from the checkpointed one."
     saved = _what_determines(ckpt['model_config'], ckpt['classnames'], ckpt['train_config'], ckpt.get('meta'))
     diffs = config_differences(saved, _what_determines(asdict(model.cfg), model.classnames, asdict(cfg), meta))
+    refused = f"cannot resume{f' {where}' if where else ''}"
     if diffs:
-        raise ValueError(f"cannot resume{f' {where}' if where else ''}: this run differs from the saved one in "
+        raise ValueError(f"{refused}: this run differs from the saved one in "
                          f"{len(diffs)} setting{'s' if len(diffs) > 1 else ''} (saved -> now): " + '; '.join(diffs) +
                          ". Resume with the settings it was started with, or start a new run (another folder, or "
                          "overwrite=True)")
-    check_tokenizer(model, ckpt.get('tokenizer'), f"cannot resume{f' {where}' if where else ''}: the checkpoint")
+    check_tokenizer(model, ckpt.get('tokenizer'), f"{refused}: the checkpoint")
 
 
 # %% ../nbs/07_train.ipynb #a7a085c6
